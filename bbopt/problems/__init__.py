@@ -1,0 +1,93 @@
+"""Built-in problems, found by name: ``bbopt.problems.get("sphere", dim=10)``.
+
+Names resolve in this order: the built-in registry below, then ``"module:attr"`` (a
+Problem class or factory in the user's own code — imported only because the config the
+user runs names it), then the ``bbopt.problems`` entry-point group of installed packages.
+Problem classes with heavy dependencies (torch, transformers) load on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+from bbopt.optimizer import check_options, unknown_name_message
+
+#: name -> ("module:attr", one-line description)
+PROBLEMS: dict[str, tuple[str, str]] = {
+    "sphere": ("bbopt.problems.synthetic:Sphere", "Σ x², optimum 0 (sanity check)"),
+    "rosenbrock": ("bbopt.problems.synthetic:Rosenbrock", "curved valley, optimum 0 at (1, …, 1)"),
+    "rastrigin": ("bbopt.problems.synthetic:Rastrigin", "multimodal, optimum 0"),
+    "ackley": ("bbopt.problems.synthetic:Ackley", "multimodal with a flat outer region, optimum 0"),
+    "styblinski-tang": ("bbopt.problems.synthetic:StyblinskiTang", "additive, optimum −39.166·d"),
+    "bbob": ("bbopt.problems.synthetic:BBOB", "COCO BBOB f1–f24 (function=, dim=, instance=)"),
+}
+
+#: public classes importable as ``from bbopt.problems import X`` (loaded lazily)
+_LAZY = {
+    "Sphere": "bbopt.problems.synthetic",
+    "Rosenbrock": "bbopt.problems.synthetic",
+    "Rastrigin": "bbopt.problems.synthetic",
+    "Ackley": "bbopt.problems.synthetic",
+    "StyblinskiTang": "bbopt.problems.synthetic",
+    "BBOB": "bbopt.problems.synthetic",
+}
+
+ENTRY_POINT_GROUP = "bbopt.problems"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bbopt.problems' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available() -> dict[str, str]:
+    """Every problem name with its one-line description (built-in and entry points)."""
+    names = {name: doc for name, (_, doc) in PROBLEMS.items()}
+    for name, ep in _entry_points().items():
+        names.setdefault(name, f"from {ep.value}")
+    return names
+
+
+def resolve(name: str) -> Any:
+    """The class or factory behind ``name`` (not yet called)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"problem name must be a non-empty string, got {name!r}")
+    if name in PROBLEMS:
+        target = PROBLEMS[name][0]
+    elif ":" in name:
+        target = name
+    else:
+        eps = _entry_points()
+        if name in eps:
+            return eps[name].load()
+        raise ValueError(unknown_name_message("problem", name, available()))
+    module_name, _, attr = target.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"problem {name!r}: cannot import module {module_name!r} ({err})") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"problem {name!r}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def get(name: str, **kwargs: Any) -> Any:
+    """Build the problem registered as ``name`` with keyword options ``kwargs``."""
+    factory = resolve(name)
+    if not callable(factory):
+        raise ValueError(f"problem {name!r} is not a class or factory")
+    check_options(factory, kwargs, f"problem {name!r}", skip=("self",))
+    problem = factory(**kwargs)
+    if not (hasattr(problem, "evaluate") and hasattr(problem, "space")):
+        raise TypeError(f"problem {name!r} did not build a Problem (needs .space and .evaluate)")
+    return problem

@@ -1,0 +1,204 @@
+"""Search spaces: what a candidate is.
+
+A space validates candidates, samples them from an explicit ``numpy.random.Generator``
+and converts them to and from JSON for the run history. Strategies that work on the
+unit cube use :meth:`Box.to_unit` / :meth:`Box.from_unit`, so bounds live in one place.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+class Space:
+    """Base of every space; subclasses say how candidates look and how to sample them."""
+
+    def sample(self, rng: np.random.Generator, n: int) -> Any:
+        raise NotImplementedError
+
+    def validate(self, candidates: Any) -> Any:
+        """Return ``candidates`` in canonical form, or raise ValueError naming the problem."""
+        raise NotImplementedError
+
+    def to_json(self, candidate: Any) -> Any:
+        """One candidate as a JSON-friendly value (for history lines)."""
+        raise NotImplementedError
+
+    def from_json(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """A JSON description written into the run directory."""
+        raise NotImplementedError
+
+
+class Box(Space):
+    """Real vectors in ``[lower, upper]``; a batch of candidates is an array ``(n, d)``.
+
+    ``Box(-5, 5, dim=10)`` broadcasts scalar bounds; ``Box([0, -1], [1, 1])`` takes
+    per-dimension bounds. Infinite bounds are allowed but then there is no unit view.
+    """
+
+    def __init__(self, lower: Any, upper: Any, dim: int | None = None):
+        lower_arr = np.asarray(lower, dtype=float)
+        upper_arr = np.asarray(upper, dtype=float)
+        if dim is not None:
+            if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+                raise ValueError(f"Box: dim must be a positive integer, got {dim!r}")
+            lower_arr = np.broadcast_to(lower_arr, (int(dim),)).copy()
+            upper_arr = np.broadcast_to(upper_arr, (int(dim),)).copy()
+        lower_arr, upper_arr = np.atleast_1d(lower_arr), np.atleast_1d(upper_arr)
+        if lower_arr.ndim != 1 or upper_arr.ndim != 1:
+            raise ValueError("Box: lower and upper must be scalars or 1-D sequences")
+        if lower_arr.shape != upper_arr.shape:
+            if lower_arr.size == 1:
+                lower_arr = np.full(upper_arr.shape, lower_arr[0])
+            elif upper_arr.size == 1:
+                upper_arr = np.full(lower_arr.shape, upper_arr[0])
+            else:
+                raise ValueError(
+                    f"Box: lower has {lower_arr.size} entries but upper has {upper_arr.size}"
+                )
+        if np.isnan(lower_arr).any() or np.isnan(upper_arr).any():
+            raise ValueError("Box: bounds must not be NaN")
+        bad = np.flatnonzero(~(lower_arr < upper_arr))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"Box: lower must be < upper in every dimension; dimension {i} has "
+                f"lower={lower_arr[i]} and upper={upper_arr[i]}"
+            )
+        self.lower = lower_arr
+        self.upper = upper_arr
+        self.lower.flags.writeable = False
+        self.upper.flags.writeable = False
+
+    @property
+    def dim(self) -> int:
+        return int(self.lower.size)
+
+    @property
+    def bounded(self) -> bool:
+        return bool(np.isfinite(self.lower).all() and np.isfinite(self.upper).all())
+
+    @property
+    def center(self) -> np.ndarray:
+        if not self.bounded:
+            return np.where(np.isfinite(self.lower + self.upper), (self.lower + self.upper) / 2, 0.0)
+        return (self.lower + self.upper) / 2
+
+    @property
+    def width(self) -> np.ndarray:
+        return self.upper - self.lower
+
+    def _require_bounded(self, what: str) -> None:
+        if not self.bounded:
+            raise ValueError(f"Box: {what} needs finite bounds in every dimension")
+
+    def to_unit(self, x: np.ndarray) -> np.ndarray:
+        """Map points of the box to ``[0, 1]^d`` (the normalised view strategies use)."""
+        self._require_bounded("the normalised view")
+        return (np.asarray(x, dtype=float) - self.lower) / self.width
+
+    def from_unit(self, u: np.ndarray) -> np.ndarray:
+        self._require_bounded("the normalised view")
+        return self.lower + np.asarray(u, dtype=float) * self.width
+
+    def clip(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x, self.lower, self.upper)
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        x = np.atleast_2d(x)
+        return np.all((x >= self.lower) & (x <= self.upper), axis=-1)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        self._require_bounded("uniform sampling")
+        return self.lower + rng.random((n, self.dim)) * self.width
+
+    def validate(self, candidates: Any) -> np.ndarray:
+        x = np.asarray(candidates, dtype=float)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(
+                f"Box: expected candidates of shape (n, {self.dim}), got {np.shape(candidates)}"
+            )
+        return x
+
+    def to_json(self, candidate: Any) -> list:
+        return np.asarray(candidate, dtype=float).tolist()
+
+    def from_json(self, value: Any) -> np.ndarray:
+        return np.asarray(value, dtype=float)
+
+    def describe(self) -> dict:
+        return {"type": "Box", "lower": self.lower.tolist(), "upper": self.upper.tolist()}
+
+    def __repr__(self) -> str:
+        if np.all(self.lower == self.lower[0]) and np.all(self.upper == self.upper[0]):
+            return f"Box({self.lower[0]:g}, {self.upper[0]:g}, dim={self.dim})"
+        return f"Box({self.lower.tolist()}, {self.upper.tolist()})"
+
+
+class Choice(Space):
+    """A finite set of arms; a candidate is an arm *index*, a batch is an int array ``(n,)``.
+
+    ``values`` are what the arms mean (numbers, strings, dicts); problems map an index to
+    ``space.values[i]``. :meth:`grid` builds the Cartesian product of named axes.
+    """
+
+    def __init__(self, values: Sequence[Any]):
+        if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+            raise ValueError(f"Choice: values must be a sequence, got {type(values).__name__}")
+        values = list(values)
+        if not values:
+            raise ValueError("Choice: needs at least one value")
+        self.values = values
+
+    @classmethod
+    def linspace(cls, start: float, stop: float, num: int) -> Choice:
+        """Evenly spaced numeric arms, e.g. ``Choice.linspace(1.0, 1.95, 20)``."""
+        return cls([float(v) for v in np.linspace(start, stop, int(num))])
+
+    @classmethod
+    def grid(cls, axes: Mapping[str, Sequence[Any]]) -> Choice:
+        """Arms are dicts, one per point of the product of ``axes``."""
+        if not axes:
+            raise ValueError("Choice.grid: needs at least one axis")
+        names = list(axes)
+        return cls([dict(zip(names, combo)) for combo in itertools.product(*axes.values())])
+
+    @property
+    def n_arms(self) -> int:
+        return len(self.values)
+
+    @property
+    def dim(self) -> int:
+        return 1
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.integers(0, self.n_arms, size=n)
+
+    def validate(self, candidates: Any) -> np.ndarray:
+        idx = np.atleast_1d(np.asarray(candidates))
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"Choice: candidates must be integer arm indices, got {candidates!r}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_arms):
+            raise ValueError(f"Choice: arm index out of range [0, {self.n_arms}): {idx.tolist()}")
+        return idx.astype(np.int64)
+
+    def to_json(self, candidate: Any) -> int:
+        return int(candidate)
+
+    def from_json(self, value: Any) -> int:
+        return int(value)
+
+    def describe(self) -> dict:
+        return {"type": "Choice", "values": list(self.values)}
+
+    def __repr__(self) -> str:
+        return f"Choice({self.values!r})" if self.n_arms <= 6 else f"Choice(<{self.n_arms} arms>)"

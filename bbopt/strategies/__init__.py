@@ -1,0 +1,1 @@
+"""Strategies: one module per method family, each an :class:`bbopt.optimizer.Optimizer`."""

@@ -1,0 +1,170 @@
+"""CMA-ES through the ``cma`` package (Hansen's pycma), with optional IPOP restarts.
+
+On a bounded Box the search runs in the unit cube with pycma's ``BoundTransform`` (so
+``sigma0`` is a fraction of the box width); on an unbounded Box it runs in the original
+coordinates. pycma samples through our seeded generator (``randn`` option; its global
+``np.random`` seeding is switched off), so runs are reproducible and resume exactly by
+replaying the ask/tell log. Candidates may be told in any order and in parts: a
+generation goes to pycma once all of its members are back.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import cma
+import numpy as np
+
+from bbopt.optimizer import Optimizer
+from bbopt.seeding import SeedLike
+from bbopt.spaces import Box
+
+#: pycma stop criteria that mean "converged or stuck": the trigger for an IPOP restart.
+_IGNORED_STOPS = {"callback"}
+
+
+class CMA(Optimizer):
+    """CMA-ES (pycma). Options:
+
+    - ``sigma0``: initial step size (unit-cube fraction on bounded boxes); default 0.2.
+    - ``x0``: start point in the space's coordinates; default the box centre.
+    - ``popsize``: λ; default pycma's 4 + ⌊3 ln d⌋.
+    - ``restarts``: IPOP restarts after pycma's stop criteria fire (0 disables); each
+      restart multiplies λ by ``popsize_factor`` and starts from a uniform random point.
+    - ``diagonal``: sep-CMA (diagonal covariance, O(d) per sample); ``"auto"`` uses it
+      from d ≥ 200, where full CMA's O(d²) sampling dominates.
+    - ``cma_options``: further pycma options passed through (e.g. ``{"tolfun": 1e-12}``).
+    """
+
+    state_by_replay = True
+
+    def __init__(
+        self,
+        space: Box,
+        seed: SeedLike = None,
+        sigma0: float = 0.2,
+        x0: Any = None,
+        popsize: int | None = None,
+        restarts: int = 9,
+        popsize_factor: float = 2.0,
+        diagonal: bool | str = "auto",
+        cma_options: dict | None = None,
+    ):
+        super().__init__(space, seed)
+        if not (isinstance(sigma0, (int, float)) and sigma0 > 0):
+            raise ValueError(f"cma: sigma0 must be a positive number, got {sigma0!r}")
+        if popsize is not None and (not isinstance(popsize, int) or popsize < 2):
+            raise ValueError(f"cma: popsize must be an integer ≥ 2, got {popsize!r}")
+        if not isinstance(restarts, int) or restarts < 0:
+            raise ValueError(f"cma: restarts must be a non-negative integer, got {restarts!r}")
+        if diagonal not in (True, False, "auto"):
+            raise ValueError(f"cma: diagonal must be true, false or 'auto', got {diagonal!r}")
+        self.sigma0 = float(sigma0)
+        self.x0 = None if x0 is None else space.validate(x0)[0]
+        self.popsize = popsize
+        self.restarts = restarts
+        self.popsize_factor = float(popsize_factor)
+        self.diagonal = (space.dim >= 200) if diagonal == "auto" else bool(diagonal)
+        self.cma_options = dict(cma_options or {})
+        self._unit = space.bounded
+        self._reset()
+
+    # ----------------------------------------------------------------- algorithm
+    def _reset(self) -> None:
+        self.n_restarts = 0
+        self._generations: dict[int, dict] = {}
+        self._where: dict[int, tuple[int, int]] = {}
+        self._queue: list[tuple[int, int]] = []
+        self._gen_counter = 0
+        x0 = self.space.center if self.x0 is None else self.x0
+        self._start(self._to_inner(x0), self.popsize)
+
+    def _start(self, x0_inner: np.ndarray, popsize: int | None) -> None:
+        opts: dict[str, Any] = {
+            "seed": np.nan,  # never seed or draw from the global np.random
+            "randn": lambda *shape: self.rng.standard_normal(size=shape),
+            "verbose": -9,
+            "verb_log": 0,
+            "verb_disp": 0,
+            "CMA_diagonal": self.diagonal,
+        }
+        if self._unit:
+            opts["bounds"] = [0.0, 1.0]
+        if popsize is not None:
+            opts["popsize"] = popsize
+        opts.update(self.cma_options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.es = cma.CMAEvolutionStrategy(x0_inner, self.sigma0, opts)
+        self._es_index = self.n_restarts
+
+    def _to_inner(self, x: np.ndarray) -> np.ndarray:
+        return self.space.to_unit(x) if self._unit else np.asarray(x, dtype=float)
+
+    def _to_outer(self, x: np.ndarray) -> np.ndarray:
+        return self.space.clip(self.space.from_unit(x)) if self._unit else np.asarray(x, dtype=float)
+
+    def _new_generation(self) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            solutions = self.es.ask()
+        g = self._gen_counter
+        self._gen_counter += 1
+        self._generations[g] = {
+            "es": self._es_index,
+            "X": solutions,
+            "f": np.full(len(solutions), np.nan),
+            "left": len(solutions),
+        }
+        self._queue.extend((g, k) for k in range(len(solutions)))
+
+    def _ask(self, n: int | None, context: Any) -> np.ndarray:
+        if n is None:
+            if not self._queue:
+                self._new_generation()
+            g = self._queue[0][0]
+            n = sum(1 for gen, _ in self._queue if gen == g)
+        while len(self._queue) < n:
+            self._new_generation()
+        taken, self._queue = self._queue[:n], self._queue[n:]
+        out = np.empty((n, self.space.dim))
+        for k, (g, pos) in enumerate(taken):
+            self._where[self._next_id + k] = (g, pos)
+            out[k] = self._to_outer(self._generations[g]["X"][pos])
+        return out
+
+    def _tell(self, ids: np.ndarray, x: Any, losses: np.ndarray) -> None:
+        for i, loss in zip(ids.tolist(), losses):
+            g, pos = self._where.pop(i)
+            gen = self._generations[g]
+            gen["f"][pos] = loss
+            gen["left"] -= 1
+            if gen["left"] == 0:
+                del self._generations[g]
+                if gen["es"] == self._es_index:  # results of a pre-restart ES are dropped
+                    self._update(gen["X"], gen["f"])
+
+    def _update(self, solutions: list, fitness: np.ndarray) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.es.tell(solutions, fitness.tolist())
+            stop = {k: v for k, v in self.es.stop().items() if k not in _IGNORED_STOPS}
+        if stop and self.n_restarts < self.restarts:
+            self._restart(int(round(self.es.popsize * self.popsize_factor)))
+
+    def _restart(self, popsize: int) -> None:
+        """IPOP: a new ES with a larger population from a fresh start point."""
+        for g, _ in self._queue:  # queued candidates belong to the stopped search
+            gen = self._generations[g]
+            gen["left"] -= 1
+            if gen["left"] == 0:
+                del self._generations[g]
+        self._queue = []
+        self.n_restarts += 1
+        if self._unit:
+            x0 = self.rng.uniform(0.0, 1.0, self.space.dim)
+        else:
+            start = self.space.center if self.x0 is None else self.x0
+            x0 = start + self.sigma0 * self.rng.standard_normal(self.space.dim)
+        self._start(x0, popsize)

@@ -1,0 +1,118 @@
+"""Any nevergrad optimizer by name, behind bbopt's ask/tell.
+
+nevergrad's "recast" optimizers (NGOpt's inner optimisers, SQP, Cobyla, Powell, ...) run
+a callback-style loop in a non-daemon helper thread that can keep the interpreter alive
+at exit (nevergrad #180, #325). The bridge stops every such thread just before Python
+joins threads at shutdown, and :meth:`Nevergrad.close` stops them on demand.
+Resume replays the ask/tell log, because recast optimizers cannot be pickled (#1355).
+NGOpt's meta-model is not reproducible from a seed (#1572) and breaks on numpy ≥ 2.4
+(#1612), which is why bbopt pins numpy < 2.4 and defaults to nevergrad's plain CMA.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+import nevergrad as ng
+import numpy as np
+
+from bbopt.optimizer import Optimizer, unknown_name_message
+from bbopt.seeding import SeedLike, int_seed
+from bbopt.spaces import Box
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+class Nevergrad(Optimizer):
+    """A nevergrad optimizer (``optimizer``: a name from ``ng.optimizers.registry``).
+
+    ``budget`` is passed to nevergrad (several optimizers plan with it; ``minimize``
+    fills it from the run budget); ``num_workers`` is how many candidates may be out at
+    once and the default batch of ``ask()``.
+    """
+
+    state_by_replay = True
+
+    def __init__(
+        self,
+        space: Box,
+        seed: SeedLike = None,
+        optimizer: str = "CMA",
+        budget: int | None = None,
+        num_workers: int = 1,
+    ):
+        super().__init__(space, seed)
+        if optimizer not in ng.optimizers.registry:
+            raise ValueError(unknown_name_message("nevergrad optimizer", str(optimizer), ng.optimizers.registry))
+        if budget is not None and (not isinstance(budget, int) or budget < 1):
+            raise ValueError(f"nevergrad: budget must be a positive integer, got {budget!r}")
+        if not isinstance(num_workers, int) or num_workers < 1:
+            raise ValueError(f"nevergrad: num_workers must be a positive integer, got {num_workers!r}")
+        self.optimizer_name = optimizer
+        self.budget = budget
+        self.num_workers = num_workers
+        self._reset()
+        _LIVE.add(self)
+
+    def _reset(self) -> None:
+        if getattr(self, "_ng", None) is not None:
+            self.close()
+        param = ng.p.Array(init=self.space.center)
+        if self.space.bounded:
+            param.set_bounds(self.space.lower, self.space.upper)
+        param.random_state = np.random.RandomState(int_seed(self.seed) % (2**32))
+        self._ng = ng.optimizers.registry[self.optimizer_name](
+            parametrization=param, budget=self.budget, num_workers=self.num_workers
+        )
+        self._candidates: dict[int, Any] = {}
+
+    def _ask(self, n: int | None, context: Any) -> np.ndarray:
+        n = n or self.num_workers
+        out = np.empty((n, self.space.dim))
+        for k in range(n):
+            cand = self._ng.ask()
+            self._candidates[self._next_id + k] = cand
+            out[k] = cand.value
+        return out
+
+    def _tell(self, ids: np.ndarray, x: Any, losses: np.ndarray) -> None:
+        for i, loss in zip(ids.tolist(), losses):
+            self._ng.tell(self._candidates.pop(i), float(loss))
+
+    def close(self) -> None:
+        """Stop nevergrad helper threads held by this optimizer (idempotent)."""
+        for thread in _messaging_threads(self._ng):
+            thread.stop()
+
+
+def _messaging_threads(root: Any) -> list:
+    """MessagingThread objects reachable from a nevergrad optimizer (recast ones nest)."""
+    found, stack, seen = [], [root], set()
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        thread = getattr(obj, "_messaging_thread", None)
+        if thread is not None:
+            found.append(thread)
+        for attr in ("optim", "_optim", "optims", "_optimizer"):
+            child = getattr(obj, attr, None)
+            if isinstance(child, (list, tuple)):
+                stack.extend(child)
+            elif child is not None:
+                stack.append(child)
+    return found
+
+
+def _stop_all() -> None:
+    for opt in list(_LIVE):
+        opt.close()
+
+
+# Runs before the interpreter joins non-daemon threads (a plain atexit hook runs after).
+_register = getattr(threading, "_register_atexit", None)
+if _register is not None:
+    _register(_stop_all)
