@@ -40,6 +40,9 @@ class Optimizer:
     contextual: ClassVar[bool] = False
     handles_nonfinite: ClassVar[bool] = False
     state_by_replay: ClassVar[bool] = False
+    #: a batch is one indivisible step (e.g. a ZO gradient estimate): the loop never
+    #: evaluates part of one to fit the budget, it stops instead
+    atomic_batches: ClassVar[bool] = False
 
     def __init__(self, space: Space, seed: SeedLike = None):
         if not isinstance(space, self.supported_spaces):

@@ -25,6 +25,9 @@ class Problem:
     space: Space
     optimum: float | None = None
     max_batch: int | None = None
+    #: True when evaluate() changes state the checkpoint carries (e.g. a warm start): then
+    #: a resumed run re-evaluates instead of reusing evaluations recorded after the checkpoint
+    evaluate_has_side_effects: bool = False
 
     def evaluate(self, batch: Batch | Any) -> np.ndarray:
         raise NotImplementedError
