@@ -310,8 +310,8 @@ def _target(problem: Any, target: float | None, target_gap: float | None) -> flo
 
 
 def _record_x(space: Any, record_x: bool | str) -> bool:
-    if record_x == "auto":
-        return getattr(space, "dim", 1) <= 1000
+    if record_x == "auto":  # spaces whose candidates are small specs (seeds) say so
+        return bool(getattr(space, "compact_candidates", getattr(space, "dim", 1) <= 1000))
     if not isinstance(record_x, bool):
         raise ValueError(f"record_x must be true, false or 'auto', got {record_x!r}")
     return record_x
