@@ -101,6 +101,8 @@ def minimize(
     result = loop.result(run, seq)
     if run is not None:
         run.finish(result.summary() | {"best_x": _jsonable(problem.space, result.x)})
+        if hasattr(problem, "finalize"):  # e.g. save a merged model, score a test split
+            problem.finalize(result, run.path)
     return result
 
 

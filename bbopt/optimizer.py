@@ -302,6 +302,14 @@ def make_optimizer(name: str, space: Space, seed: SeedLike = None, **options: An
     return cls(space, seed=seed, **options)
 
 
+class OptionError(ValueError):
+    """An option a strategy or problem does not accept; ``option`` is its name."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+
 def check_options(func: Any, options: dict, owner: str, skip: tuple[str, ...] = ("self", "space", "seed")) -> None:
     """Reject keyword options ``func`` does not accept, suggesting the nearest valid name."""
     params = inspect.signature(func).parameters
@@ -312,7 +320,7 @@ def check_options(func: Any, options: dict, owner: str, skip: tuple[str, ...] = 
         if key not in valid:
             hint = difflib.get_close_matches(key, valid, n=1)
             extra = f"; did you mean {hint[0]!r}?" if hint else f"; valid options: {', '.join(valid) or 'none'}"
-            raise ValueError(f"{owner} has no option {key!r}{extra}")
+            raise OptionError(key, f"{owner} has no option {key!r}{extra}")
 
 
 def unknown_name_message(kind: str, name: str, known: Any) -> str:

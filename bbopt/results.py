@@ -114,7 +114,8 @@ class RunDir:
         self._history_fh: Any = None
 
     def create(self, description: dict, *, resume: bool, exist_ok: bool = False) -> None:
-        if self.path.exists() and any(self.path.iterdir()) and not resume and not exist_ok:
+        existing = [p.name for p in self.path.iterdir()] if self.path.exists() else []
+        if set(existing) - {"config.yaml"} and not resume and not exist_ok:
             raise FileExistsError(
                 f"run directory {self.path} is not empty; resume it (bbopt resume {self.path}) or choose another"
             )

@@ -25,7 +25,7 @@ _IGNORED_STOPS = {"callback"}
 
 
 class CMA(Optimizer):
-    """CMA-ES (pycma). Options:
+    """CMA-ES through pycma, with optional IPOP restarts and sep-CMA. Options:
 
     - ``sigma0``: initial step size (unit-cube fraction on bounded boxes); default 0.2.
     - ``x0``: start point in the space's coordinates; default the box centre.
