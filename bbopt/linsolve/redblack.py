@@ -1,0 +1,118 @@
+"""Red–black SOR for 5-point stencils, vectorised over each colour.
+
+Colour grid point (i, j) of an ``m1 × m2`` grid red when i + j is even, black otherwise.
+A 5-point operator couples only points of different colours, so with the unknowns split
+as ``(x_r, x_b)`` the matrix is ``[[D_r, −E], [−Eᵀ, D_b]]`` and one SOR iteration is
+
+    x_r ← (1 − ω) x_r + ω D_r⁻¹ (b_r + E x_b),   x_b ← (1 − ω) x_b + ω D_b⁻¹ (b_b + Eᵀ x_r):
+
+two sparse mat-vecs and a few contiguous vector operations (the residual reuses both
+mat-vecs), ~0.03–0.1 ms per iteration at 50×50. The ordering is consistently ordered,
+so Young's ω* applies; counts differ from lexicographic SOR away from ω*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from bbopt.linsolve.result import Monitor, SolveResult, check_controls, check_omega
+from bbopt.linsolve.sor import _vector, as_csr
+
+
+@dataclass(frozen=True)
+class Stencil5:
+    """``diag[i, j]·u[i, j] − off·(u[i±1, j] + u[i, j±1])`` on an ``m1 × m2`` grid, zero boundary.
+
+    ``diag``: a scalar or an ``(m1, m2)`` array; ``off``: a scalar. Lexicographic index i·m2 + j.
+    """
+
+    shape: tuple[int, int]
+    diag: Any
+    off: float
+
+    def __post_init__(self) -> None:
+        if len(tuple(self.shape)) != 2 or min(int(s) for s in self.shape) < 1:
+            raise ValueError(f"Stencil5: shape must be two positive sizes, got {self.shape!r}")
+        m1, m2 = (int(s) for s in self.shape)
+        diag = np.broadcast_to(np.asarray(self.diag, dtype=float), (m1, m2))
+        if not (diag > 0).all():
+            raise ValueError("Stencil5: diag must be positive everywhere")
+        object.__setattr__(self, "shape", (m1, m2))
+        object.__setattr__(self, "diag", diag)
+        object.__setattr__(self, "off", float(self.off))
+
+    def matrix(self) -> sp.csr_matrix:
+        """The operator as a sparse ``(m1·m2, m1·m2)`` matrix."""
+        m1, m2 = self.shape
+        n = m1 * m2
+        horiz = np.tile(np.r_[np.ones(m2 - 1), 0.0], m1)[: n - 1]
+        vert = np.ones(max(n - m2, 0))
+        A = sp.diags([self.diag.ravel(), -self.off * horiz, -self.off * horiz, -self.off * vert, -self.off * vert],
+                     [0, 1, -1, m2, -m2], shape=(n, n))
+        return sp.csr_matrix(A)
+
+
+class RedBlackSplit:
+    """The colour blocks of a matrix on an ``m1 × m2`` grid: ``red, black`` indices, ``d_r, d_b, E``."""
+
+    def __init__(self, A: Any, shape: tuple[int, int]):
+        A = as_csr(A)
+        m1, m2 = (int(s) for s in shape)
+        if m1 * m2 != A.shape[0]:
+            raise ValueError(f"shape {shape!r} has {m1 * m2} points but A has {A.shape[0]} rows")
+        i, j = np.divmod(np.arange(m1 * m2), m2)
+        self.red = np.flatnonzero((i + j) % 2 == 0)
+        self.black = np.flatnonzero((i + j) % 2 == 1)
+        for idx, name in ((self.red, "red"), (self.black, "black")):
+            block = A[idx][:, idx]
+            if (block - sp.diags(block.diagonal())).count_nonzero():
+                raise ValueError(f"A couples two {name} points: red–black SOR needs a 5-point (2-colourable) stencil")
+        self.d_r, self.d_b = A.diagonal()[self.red], A.diagonal()[self.black]
+        self.E = sp.csr_matrix(-A[self.red][:, self.black])
+        self.Et = sp.csr_matrix(self.E.T)
+        self.n = A.shape[0]
+
+
+def redblack_sor(A: Any, b: np.ndarray, omega: float, x0: np.ndarray | None = None, *,
+                 shape: tuple[int, int] | None = None, tol: float = 1e-8, maxiter: int = 10_000,
+                 div_tol: float = 1e8) -> SolveResult:
+    """Solve ``A x = b`` by red–black SOR; ``A`` a :class:`Stencil5`, a :class:`RedBlackSplit`,
+    or a matrix with its grid ``shape``. Same stopping rule and costs as :func:`~bbopt.linsolve.sor`."""
+    check_controls(tol, maxiter, div_tol)
+    w = check_omega(omega)
+    split = _as_split(A, shape)
+    b = _vector(b, split.n, "b")
+    x = np.zeros_like(b) if x0 is None else _vector(x0, split.n, "x0")
+    b_r, b_b = b[split.red], b[split.black]
+    x_r, x_b = x[split.red].copy(), x[split.black].copy()
+    wd_r, wd_b = w / split.d_r, w / split.d_b
+    mon = Monitor(b, tol, div_tol)
+    Eb, Er = split.E @ x_b, split.Et @ x_r
+    status = mon.status(np.concatenate([b_r + Eb - split.d_r * x_r, b_b + Er - split.d_b * x_b]))
+    k = 0
+    while status == "running" and k < maxiter:
+        x_r *= 1.0 - w
+        x_r += wd_r * (b_r + Eb)
+        Er = split.Et @ x_r
+        x_b *= 1.0 - w
+        x_b += wd_b * (b_b + Er)
+        Eb = split.E @ x_b
+        k += 1
+        status = mon.status(np.concatenate([b_r + Eb - split.d_r * x_r, b_b + Er - split.d_b * x_b]))
+    out = np.empty(split.n)
+    out[split.red], out[split.black] = x_r, x_b
+    return mon.result(out, k, status, maxiter)
+
+
+def _as_split(A: Any, shape: tuple[int, int] | None) -> RedBlackSplit:
+    if isinstance(A, RedBlackSplit):
+        return A
+    if isinstance(A, Stencil5):
+        return RedBlackSplit(A.matrix(), A.shape)
+    if shape is None:
+        raise ValueError("redblack_sor: pass shape=(m1, m2) with a matrix (or pass a Stencil5)")
+    return RedBlackSplit(A, shape)
