@@ -275,6 +275,11 @@ OPTIMIZERS: dict[str, str] = {
     "random": "bbopt.strategies.random:RandomSearch",
     "cma": "bbopt.strategies.cma:CMA",
     "nevergrad": "bbopt.strategies.nevergrad:Nevergrad",
+    "exp3": "bbopt.strategies.bandit.exp3:Exp3",
+    "tsallis-inf": "bbopt.strategies.bandit.tsallis_inf:TsallisINF",
+    "igw": "bbopt.strategies.bandit.igw:IGW",
+    "chebcb": "bbopt.strategies.bandit.contextual:ChebCB",
+    "tsallis-inf-cb": "bbopt.strategies.bandit.contextual:TsallisINFCB",
 }
 
 

@@ -81,7 +81,7 @@ class OptimizerConformance:
     def test_ask_shapes_and_bounds(self) -> None:
         problem = self.make_problem()
         opt = self.make(problem, 0)
-        batch = opt.ask()
+        batch = opt.ask(None, problem.context(0)) if hasattr(problem, "context") else opt.ask()
         assert isinstance(batch, Batch) and len(batch) >= 1
         assert len(set(batch.ids.tolist())) == len(batch)
         problem.space.validate(batch.x)
