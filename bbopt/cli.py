@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="continue a run from its checkpoint")
     p.add_argument("run_dir")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="change budget, time_limit, target, progress, n_jobs or checkpoint_every")
+                   help="change budget, time_limit, target(_gap), on_error, on_nan, progress, n_jobs, checkpoint_every")
 
     p = sub.add_parser("sweep", help="run a grid of runs in parallel")
     p.add_argument("file", help="sweep YAML file (a run config plus grid: and/or runs:)")

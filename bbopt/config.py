@@ -187,7 +187,7 @@ def build_problem(spec: dict, seed: int | None = None) -> Any:
     import inspect
 
     try:
-        params = inspect.signature(factory).parameters
+        params: Any = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         params = {}
     if "seed" in params and "seed" not in spec and seed is not None:

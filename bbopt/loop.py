@@ -89,9 +89,11 @@ def minimize(
     if run is not None:
         info = description or {"problem": _describe(problem), "optimizer": type(optimizer).__name__}
         run.create({**info, "budget": budget, "seed": seed_to_json(seq)}, resume=resume)
-        if resume and run.has_checkpoint:
+        if resume:
             loop.restore(run)
     loop.record_x = _record_x(problem.space, record_x)
+    if run is not None and not resume:
+        loop.checkpoint(run, 0.0)
     try:
         loop.run(evaluator, run, checkpoint_every, _progress_bar(progress, budget, loop.n_evals))
     finally:
@@ -123,6 +125,11 @@ class _Loop:
         self.record_x = True
 
     def restore(self, run: RunDir) -> None:
+        """Load the checkpoint; evaluations recorded after it are reused, not recomputed."""
+        if not run.has_checkpoint:  # killed before its first checkpoint: replay everything
+            tail = run.rewind_history(0)
+            self.replay = [] if getattr(self.problem, "evaluate_has_side_effects", False) else tail
+            return
         state = run.load_checkpoint()
         loop = state["loop"]
         self.optimizer.load_state_dict(state["optimizer"])
@@ -156,14 +163,14 @@ class _Loop:
                 if self._callbacks_stop(batch, outcomes, time.monotonic() - t0):
                     break
                 if run is not None and time.monotonic() - last_checkpoint >= checkpoint_every:
-                    self._checkpoint(run, time.monotonic() - t0)
+                    self.checkpoint(run, time.monotonic() - t0)
                     last_checkpoint = time.monotonic()
         finally:
             if bar is not None:
                 bar.close()
             # saved whatever happened (an evaluation error, Ctrl-C): a resume loses nothing told
             if run is not None and self.optimizer.n_pending == 0:
-                self._checkpoint(run, time.monotonic() - t0)
+                self.checkpoint(run, time.monotonic() - t0)
         self.elapsed = self.elapsed_before + time.monotonic() - t0
 
     def _should_stop(self, elapsed: float) -> bool:
@@ -253,7 +260,7 @@ class _Loop:
             return True
         return False
 
-    def _checkpoint(self, run: RunDir, elapsed: float) -> None:
+    def checkpoint(self, run: RunDir, elapsed: float) -> None:
         space = self.problem.space
         loop = {
             "n_evals": self.n_evals, "n_failed": self.n_failed, "round": self.round,

@@ -50,7 +50,7 @@ class Optimizer:
             raise TypeError(
                 f"{type(self).__name__} works on {names} spaces, not {type(space).__name__}"
             )
-        self.space = space
+        self.space: Any = space  # subclasses know the concrete type they accept
         self.seed = as_seed_sequence(seed)
         self._reset_base()
 
@@ -171,11 +171,13 @@ class Optimizer:
         return np.asarray(value, dtype=float) if isinstance(self.space, Box) else self.space.from_json(value)
 
     # -------------------------------------------------------------- internals
+    _best_x: Any
+
     def _reset_base(self) -> None:
         self.rng = np.random.default_rng(self.seed)
         self._next_id = 0
         self._pending: dict[int, Any] = {}
-        self._best_x: Any = None
+        self._best_x = None
         self._best_loss = math.inf
         self._worst_finite = -math.inf
         self.n_told = 0

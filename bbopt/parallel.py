@@ -37,7 +37,7 @@ def expand(config: dict) -> list[tuple[str, dict, dict]]:
     if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
         raise ConfigError("runs", "must be a list of mappings of dotted keys to values")
     base = {k: v for k, v in config.items() if k not in ("grid", "runs", "out")}
-    out = []
+    out: list[tuple[str, dict, dict]] = []
     for explicit in runs:
         for combo in itertools.product(*grid.values()):
             overrides = {**explicit, **dict(zip(grid, combo))}

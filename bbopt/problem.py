@@ -66,7 +66,7 @@ class FunctionProblem(Problem):
         self.space = space
         self.vectorized = bool(vectorized)
         self.optimum = optimum
-        self.name = name or getattr(f, "__name__", type(f).__name__)
+        self.name: str = name or getattr(f, "__name__", None) or type(f).__name__
 
     def evaluate(self, batch: Batch | Any) -> np.ndarray:
         x = self.space.validate(candidates_of(batch))

@@ -19,7 +19,8 @@ from bbopt.results import Result
 
 CONFIG_FILE = "config.yaml"
 #: keys a resume may change (everything else must match the original run)
-RESUMABLE_OVERRIDES = ("budget", "time_limit", "target", "target_gap", "progress", "n_jobs", "checkpoint_every")
+RESUMABLE_OVERRIDES = ("budget", "time_limit", "target", "target_gap", "progress", "n_jobs", "checkpoint_every",
+                       "on_error", "on_nan")
 
 
 def default_out(stem: str) -> Path:

@@ -26,8 +26,8 @@ def as_seed_sequence(seed: SeedLike) -> np.random.SeedSequence:
 
 def seed_to_json(seq: np.random.SeedSequence) -> dict:
     """Enough to rebuild ``seq`` exactly (entropy and spawn key)."""
-    entropy = seq.entropy
-    entropy = [int(e) for e in entropy] if isinstance(entropy, (list, tuple)) else int(entropy)
+    raw: Any = seq.entropy
+    entropy = [int(e) for e in raw] if isinstance(raw, (list, tuple)) else int(raw)
     return {"entropy": entropy, "spawn_key": [int(k) for k in seq.spawn_key]}
 
 

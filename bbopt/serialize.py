@@ -50,12 +50,15 @@ def _decode(value: Any, arrays: dict[str, Any]) -> Any:
     if isinstance(value, dict):
         if "__array__" in value:
             return arrays[value["__array__"]]
-        if "__dict__" in value and len(value) == 1:
-            value = value["__dict__"]
-        return {k: _decode(v, arrays) for k, v in value.items()}
+        return {k: _decode(v, arrays) for k, v in _user_dict(value).items()}
     if isinstance(value, list):
         return [_decode(v, arrays) for v in value]
     return value
+
+
+def _user_dict(value: dict) -> dict:
+    """A dict the user wrote; one whose keys look like markers was escaped as {"__dict__": ...}."""
+    return value["__dict__"] if "__dict__" in value and len(value) == 1 else value
 
 
 def save_tree(path: str | os.PathLike, tree: Any) -> None:
@@ -120,7 +123,7 @@ def _array_kinds(encoded: Any, out: dict[str, str] | None = None) -> dict[str, s
         if "__array__" in encoded:
             out[encoded["__array__"]] = encoded["kind"]
         else:
-            for v in encoded.values():
+            for v in _user_dict(encoded).values():
                 _array_kinds(v, out)
     elif isinstance(encoded, list):
         for v in encoded:

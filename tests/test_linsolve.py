@@ -97,6 +97,14 @@ def test_redblack_and_lexicographic_agree_at_young_omega(c):
     assert abs(lex - rb) <= 0.1 * max(lex, rb), (lex, rb)
 
 
+def test_split_from_stencil_equals_split_from_matrix():
+    st = Stencil5((5, 7), np.linspace(3, 5, 35).reshape(5, 7), 0.7)
+    a, b = RedBlackSplit.from_stencil(st), RedBlackSplit(st.matrix(), (5, 7))
+    for name in ("red", "black", "d_r", "d_b"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert abs(a.E - b.E).max() == 0 and abs(a.Et - b.Et).max() == 0
+
+
 def test_redblack_rejects_non_five_point_matrix():
     A = poisson(4).matrix().tolil()
     A[0, 5] = A[5, 0] = -0.5  # (0,0) and (1,1) are both red

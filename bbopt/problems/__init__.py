@@ -22,6 +22,8 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "ackley": ("bbopt.problems.synthetic:Ackley", "multimodal with a flat outer region, optimum 0"),
     "styblinski-tang": ("bbopt.problems.synthetic:StyblinskiTang", "additive, optimum −39.166·d"),
     "bbob": ("bbopt.problems.synthetic:BBOB", "COCO BBOB f1–f24 (function=, dim=, instance=)"),
+    "merge-digits": ("bbopt.problems.merging:digits_merge", "merge 3 load_digits MLP experts (genome=, metric=)"),
+    "merge-digits-dataflow": ("bbopt.problems.merging:digits_dataflow", "layer-path (DFS) merge of digits MLPs"),
 }
 
 #: public classes importable as ``from bbopt.problems import X`` (loaded lazily)
@@ -32,6 +34,8 @@ _LAZY = {
     "Ackley": "bbopt.problems.synthetic",
     "StyblinskiTang": "bbopt.problems.synthetic",
     "BBOB": "bbopt.problems.synthetic",
+    "MergeProblem": "bbopt.problems.merging",
+    "DataFlowMergeProblem": "bbopt.problems.merging",
 }
 
 ENTRY_POINT_GROUP = "bbopt.problems"

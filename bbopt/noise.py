@@ -1,0 +1,108 @@
+"""Seeded noise for torch parameters, regenerated in chunks and never stored, plus exact add/undo.
+
+Noise for (seed, tensor i, chunk c) comes from one scratch ``torch.Generator`` re-seeded with
+``mix(seed, i, c)``, so any chunk is addressable and identical on every call: a perturbation
+θ + s·z costs one chunk of transient memory, never a copy of θ (MeZO's seed trick).
+
+Exact undo. In floating point (p + d) − d ≠ p for a few per cent of entries (fp32, ε = 1e-3,
+weights ~0.05: ~4%; weights near zero lose their low bits entirely), so MeZO's ±ε round trip
+drifts by an ulp here and there. :class:`Piece` therefore records, while adding, the entries
+whose ``(p + d) − d`` would not give ``p`` back and their original values (int32 index + value:
+8 bytes per such entry, measured ~0.35 byte per parameter in fp32, more in fp16/bf16, where most
+entries near zero need it). Undo recomputes ``(p + d) − d`` and patches those entries: bit-exact
+in every dtype. In fp16/bf16 the perturbation is computed in fp32 and rounded once, so the
+perturbation the model actually sees is ``fl(p + d) − p``, which can differ from d by up to half
+an ulp of p (large relative error for ε ≪ |p|·2⁻⁸ in bf16): keep ε well above that, or fp32.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+_M64 = (1 << 64) - 1
+
+
+def mix(*values: int) -> int:
+    """A 63-bit hash of integers (splitmix64 rounds): independent seeds per (seed, tensor, chunk)."""
+    h = 0x243F6A8885A308D3
+    for v in values:
+        h = ((h ^ (int(v) & _M64)) * 0x9E3779B97F4A7C15) & _M64
+        h ^= h >> 29
+        h = (h * 0xBF58476D1CE4E5B9) & _M64
+        h ^= h >> 32
+    return h >> 1
+
+
+def chunk_ranges(numel: int, size: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(numel)`` in pieces of at most ``size``."""
+    return [(a, min(a + size, numel)) for a in range(0, numel, size)]
+
+
+class NoiseStream:
+    """Regenerates noise chunks from seeds on one device (a dedicated generator, never the global RNG)."""
+
+    def __init__(self, device: Any):
+        self.device = torch.device(device)
+        self.gen = torch.Generator(device=self.device)
+
+    def draw(self, seed: int, tensor: int, chunk: int, n: int, kind: str) -> torch.Tensor:
+        """z: ``(n,)`` float32. ``gaussian`` and ``sphere`` (normalised later) are N(0, 1); ``rademacher`` ±1."""
+        self.gen.manual_seed(mix(seed, tensor, chunk))
+        z = torch.empty(n, dtype=torch.float32, device=self.device)
+        if kind == "rademacher":
+            return z.random_(0, 2, generator=self.gen).mul_(2.0).sub_(1.0)
+        return z.normal_(generator=self.gen)
+
+
+class Piece:
+    """Exact add / undo of ``d`` on one flat slice of a parameter (the repair list of that slice)."""
+
+    __slots__ = ("index", "values")
+
+    def __init__(self) -> None:
+        self.index: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
+
+    def add(self, p: torch.Tensor, d: torch.Tensor, exact: bool) -> None:
+        """``p ← fl(p + d)``, remembering what ``undo`` needs to give ``p`` back bit for bit."""
+        s = _add(p, d)
+        if exact:
+            bad = (_sub(s, d) != p).nonzero().view(-1)
+            self.index = bad.to(torch.int32) if bad.numel() else None
+            self.values = p[bad].clone() if bad.numel() else None
+        p.copy_(s)
+
+    def undo(self, p: torch.Tensor, d: torch.Tensor) -> None:
+        """``p ← fl(p − d)`` with the recorded entries patched: the value before :meth:`add`."""
+        back = _sub(p, d)
+        if self.index is not None:
+            back[self.index.long()] = self.values
+        p.copy_(back)
+        self.index = self.values = None
+
+    def move(self, p: torch.Tensor, d_old: torch.Tensor, d_new: torch.Tensor, exact: bool) -> None:
+        """Undo ``d_old`` and add ``d_new`` in one pass (same noise chunk, two scales)."""
+        back = _sub(p, d_old)
+        if self.index is not None:
+            back[self.index.long()] = self.values
+        self.add(back, d_new, exact)
+        p.copy_(back)
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.index is None else self.index.numel() * (4 + self.values.element_size())
+
+
+def _add(p: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """One IEEE addition per entry (no fused multiply-add), in fp32 for low-precision ``p``."""
+    if p.dtype == torch.float32:
+        return p + d
+    return (p.float() + d).to(p.dtype)
+
+
+def _sub(p: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    if p.dtype == torch.float32:
+        return p - d
+    return (p.float() - d).to(p.dtype)

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from bbopt import Box, make_optimizer
+from bbopt.optimizer import OPTIMIZERS
+
+
+def test_ask_gives_fresh_ids_and_tell_accepts_any_subset_in_any_order():
+    opt = make_optimizer("random", Box(0, 1, dim=2), seed=0, batch_size=5)
+    batch = opt.ask()
+    assert batch.ids.tolist() == [0, 1, 2, 3, 4]
+    second = opt.ask(3)
+    assert second.ids.tolist() == [5, 6, 7]
+    opt.tell(second.subset([2, 0]), [3.0, 1.0])
+    opt.tell(batch.subset([4, 1, 0, 3, 2]), [5.0, 0.5, 2.0, 4.0, 6.0])
+    opt.tell(second.subset([1]), [0.1])
+    assert opt.n_pending == 0 and opt.n_told == 8
+    x, loss = opt.best
+    assert loss == 0.1 and np.array_equal(x, second[1])
+
+
+def test_tell_rejects_unknown_repeated_and_mismatched():
+    opt = make_optimizer("random", Box(0, 1, dim=2), seed=0)
+    batch = opt.ask(2)
+    with pytest.raises(ValueError, match="expected 2 losses"):
+        opt.tell(batch, [1.0])
+    opt.tell(batch, [1.0, 2.0])
+    with pytest.raises(ValueError, match="already told"):
+        opt.tell(batch, [1.0, 2.0])
+    with pytest.raises(TypeError, match="Batch"):
+        opt.tell(np.zeros((2, 2)), [1.0, 2.0])
+
+
+def test_nonfinite_losses_become_a_penalty_worse_than_everything_seen():
+    opt = make_optimizer("random", Box(0, 1, dim=2), seed=0)
+    batch = opt.ask(3)
+    assert opt._finite(np.array([np.nan])) > 1e29  # nothing seen yet
+    opt.tell(batch, [1.0, np.nan, 5.0])
+    penalty = opt._finite(np.array([np.inf]))[0]
+    assert penalty > 5.0
+    assert opt.best[1] == 1.0
+
+
+def test_registry_errors_name_the_nearest_valid_choice():
+    with pytest.raises(ValueError, match="did you mean 'cma'"):
+        make_optimizer("cmaes", Box(0, 1, dim=2))
+    with pytest.raises(ValueError, match="did you mean 'sigma0'"):
+        make_optimizer("cma", Box(0, 1, dim=2), sigma=0.3)
+    with pytest.raises(TypeError, match="works on Box"):
+        from bbopt import Choice
+
+        make_optimizer("cma", Choice([1, 2]))
+    assert {"random", "cma", "nevergrad"} <= set(OPTIMIZERS)
+
+
+def test_user_strategy_loads_by_module_path():
+    opt = make_optimizer("bbopt.strategies.random:RandomSearch", Box(0, 1, dim=2), seed=1)
+    assert len(opt.ask(4)) == 4
+
+
+def test_cma_never_touches_the_global_numpy_rng():
+    box = Box(-5, 5, dim=4)
+    runs = []
+    for disturb in (False, True):
+        np.random.seed(123)
+        opt = make_optimizer("cma", box, seed=3)
+        for _ in range(5):
+            if disturb:
+                np.random.rand(7)  # user code drawing from the global RNG between asks
+            batch = opt.ask()
+            opt.tell(batch, np.sum(np.asarray(batch) ** 2, axis=1))
+        runs.append(opt.ask().x)
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_cma_ipop_restarts_grow_the_population():
+    opt = make_optimizer("cma", Box(-5, 5, dim=2), seed=0, restarts=2, cma_options={"tolfun": 1e-3})
+    sizes = []
+    while opt.n_restarts < 2:
+        batch = opt.ask()
+        sizes.append(len(batch))
+        opt.tell(batch, np.sum(np.asarray(batch) ** 2, axis=1))
+    assert max(sizes) >= 2 * min(sizes)
+
+
+def test_nevergrad_rejects_unknown_optimizer_names():
+    with pytest.raises(ValueError, match="unknown nevergrad optimizer"):
+        make_optimizer("nevergrad", Box(0, 1, dim=2), optimizer="NoSuchOpt")
