@@ -6,6 +6,7 @@ torch threads, GPU or not) and the package versions, as BENCHMARKS.md asks.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import fcntl
 import os
@@ -44,7 +45,7 @@ def machine() -> str:
     except ImportError:
         pass
     try:
-        load = "%.1f" % os.getloadavg()[0]
+        load = f"{os.getloadavg()[0]:.1f}"
     except OSError:
         load = "n/a"
     return (f"{platform.machine()}, {os.cpu_count()} cores, torch threads {threads}, {gpu}, "
@@ -54,10 +55,8 @@ def machine() -> str:
 def versions() -> str:
     out = []
     for name in _PACKAGES:
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            pass
     return ", ".join(out)
 
 
