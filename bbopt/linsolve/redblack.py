@@ -14,6 +14,7 @@ so Young's ω* applies; counts differ from lexicographic SOR away from ω*.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,22 @@ class RedBlackSplit:
         self.Et = sp.csr_matrix(self.E.T)
         self.n = A.shape[0]
 
+    @classmethod
+    def from_stencil(cls, stencil: Stencil5) -> RedBlackSplit:
+        """The split of a :class:`Stencil5` without slicing a matrix (the coupling is cached per shape)."""
+        unit = _unit_split(stencil.shape)
+        split = cls.__new__(cls)
+        split.red, split.black, split.n = unit.red, unit.black, unit.n
+        diag = stencil.diag.ravel()
+        split.d_r, split.d_b = diag[unit.red], diag[unit.black]
+        split.E, split.Et = unit.E * stencil.off, unit.Et * stencil.off
+        return split
+
+
+@lru_cache(maxsize=8)
+def _unit_split(shape: tuple[int, int]) -> RedBlackSplit:
+    return RedBlackSplit(Stencil5(shape, 4.0, 1.0).matrix(), shape)
+
 
 def redblack_sor(A: Any, b: np.ndarray, omega: float, x0: np.ndarray | None = None, *,
                  shape: tuple[int, int] | None = None, tol: float = 1e-8, maxiter: int = 10_000,
@@ -112,7 +129,7 @@ def _as_split(A: Any, shape: tuple[int, int] | None) -> RedBlackSplit:
     if isinstance(A, RedBlackSplit):
         return A
     if isinstance(A, Stencil5):
-        return RedBlackSplit(A.matrix(), A.shape)
+        return RedBlackSplit.from_stencil(A)
     if shape is None:
         raise ValueError("redblack_sor: pass shape=(m1, m2) with a matrix (or pass a Stencil5)")
     return RedBlackSplit(A, shape)

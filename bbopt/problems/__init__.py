@@ -22,6 +22,9 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "ackley": ("bbopt.problems.synthetic:Ackley", "multimodal with a flat outer region, optimum 0"),
     "styblinski-tang": ("bbopt.problems.synthetic:StyblinskiTang", "additive, optimum −39.166·d"),
     "bbob": ("bbopt.problems.synthetic:BBOB", "COCO BBOB f1–f24 (function=, dim=, instance=)"),
+    "sor-poisson": ("bbopt.problems.sor:poisson_problem", "pick SOR's ω per shifted Poisson system (m=, distribution=, solver=)"),
+    "sor-heat": ("bbopt.problems.sor:heat_problem", "pick SSOR-PCG's ω per Crank–Nicolson heat step (nx=, steps=)"),
+    "sor-sequence": ("bbopt.problems.sor:SORSequenceProblem", "pick ω over a user stream (stream='module:attr')"),
     "merge-digits": ("bbopt.problems.merging:digits_merge", "merge 3 load_digits MLP experts (genome=, metric=)"),
     "merge-digits-dataflow": ("bbopt.problems.merging:digits_dataflow", "layer-path (DFS) merge of digits MLPs"),
 }
@@ -34,6 +37,7 @@ _LAZY = {
     "Ackley": "bbopt.problems.synthetic",
     "StyblinskiTang": "bbopt.problems.synthetic",
     "BBOB": "bbopt.problems.synthetic",
+    "SORSequenceProblem": "bbopt.problems.sor",
     "MergeProblem": "bbopt.problems.merging",
     "DataFlowMergeProblem": "bbopt.problems.merging",
 }
