@@ -1,0 +1,149 @@
+"""Fitness of a merged model: labelled tasks, smooth (cross-entropy) or accuracy scores, racing.
+
+A :class:`Task` is a labelled set (inputs: a tensor ``(n, ...)`` or a dict of such tensors;
+labels ``(n,)``) with the call that turns a model and inputs into logits ``(n, C)``. A
+merged model's loss is the mean over tasks of the per-task mean cross-entropy (default,
+smooth) or error rate (``metric="accuracy"``). Racing (EvoPress's multi-step selection,
+Sieberling et al., ICML 2025): score every candidate on the first ``fraction`` of each
+task, re-score the best ``keep`` on more, the last stage on all of it; so data should be
+shuffled when tasks are built (the builders here do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+METRICS = ("ce", "accuracy")
+
+
+@dataclass
+class Task:
+    """A labelled set. ``forward(model, inputs) -> logits``; default ``model(inputs)``."""
+
+    name: str
+    inputs: Any
+    labels: torch.Tensor
+    forward: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None
+    batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        self.labels = torch.as_tensor(self.labels).long().reshape(-1)
+        n = self.labels.numel()
+        for key, t in _tensors(self.inputs):
+            if t.shape[0] != n:
+                raise ValueError(f"task {self.name!r}: inputs{key} has {t.shape[0]} rows but there are {n} labels")
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+    def head(self, n: int) -> Task:
+        """The first ``n`` examples (the racing subsets)."""
+        return Task(self.name, _slice(self.inputs, 0, n), self.labels[:n], self.forward, self.batch_size)
+
+    def logits(self, model: torch.nn.Module) -> torch.Tensor:
+        """Logits ``(n, C)`` in batches of ``batch_size``, no autograd."""
+        outs = []
+        with torch.inference_mode():
+            for a in range(0, len(self), self.batch_size):
+                x = _slice(self.inputs, a, a + self.batch_size)
+                outs.append(model(x) if self.forward is None else self.forward(model, x))
+        return torch.cat(outs).float()
+
+    def fingerprints(self) -> set[int]:
+        """One hash per example's inputs (to detect fitness/test overlap)."""
+        parts = [t.reshape(t.shape[0], -1).cpu().numpy() for _, t in _tensors(self.inputs)]
+        rows = np.concatenate([p.view(np.uint8).reshape(p.shape[0], -1) for p in parts], axis=1)
+        return {hash(r.tobytes()) for r in rows}
+
+
+def as_tasks(tasks: Task | Sequence[Task] | None, what: str) -> list[Task]:
+    if tasks is None:
+        return []
+    tasks = [tasks] if isinstance(tasks, Task) else list(tasks)
+    if not all(isinstance(t, Task) for t in tasks):
+        raise TypeError(f"{what} must be a Task or a list of Tasks (bbopt.merge.fitness.Task)")
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what}: task names must be unique, got {names}")
+    return tasks
+
+
+def score(model: torch.nn.Module, tasks: Sequence[Task]) -> dict:
+    """``{"ce", "accuracy", "tasks": {name: {"ce", "accuracy", "n"}}}``, means over tasks."""
+    per = {}
+    for t in tasks:
+        logits = t.logits(model)
+        ce = float(F.cross_entropy(logits, t.labels))
+        acc = float((logits.argmax(1) == t.labels).float().mean())
+        per[t.name] = {"ce": ce if np.isfinite(ce) else float("nan"), "accuracy": acc, "n": len(t)}
+    return {"ce": float(np.mean([v["ce"] for v in per.values()])),
+            "accuracy": float(np.mean([v["accuracy"] for v in per.values()])), "tasks": per}
+
+
+def loss_of(scores: dict, metric: str) -> float:
+    """The minimised loss: cross-entropy, or error rate for ``metric="accuracy"``."""
+    return scores["ce"] if metric == "ce" else 1.0 - scores["accuracy"]
+
+
+def overlap(a: Sequence[Task], b: Sequence[Task]) -> int:
+    """How many examples of ``a`` also appear (same inputs) in ``b``."""
+    seen: set[int] = set()
+    for t in b:
+        seen |= t.fingerprints()
+    return sum(len(t.fingerprints() & seen) for t in a)
+
+
+def check_racing(racing: Any) -> list[tuple[float, int]] | None:
+    """``[[fraction, keep], ...]`` with increasing fractions in (0, 1) and decreasing keeps."""
+    if racing is None:
+        return None
+    try:
+        stages = [(float(f), int(k)) for f, k in racing]
+    except (TypeError, ValueError):
+        raise ValueError(f"racing must be a list of [fraction, keep] pairs, got {racing!r}") from None
+    fracs = [f for f, _ in stages]
+    keeps = [k for _, k in stages]
+    if not stages or not all(0 < f < 1 for f in fracs) or fracs != sorted(set(fracs)):
+        raise ValueError(f"racing: fractions must increase strictly within (0, 1), got {fracs}")
+    if not all(k >= 1 for k in keeps) or keeps != sorted(keeps, reverse=True):
+        raise ValueError(f"racing: keep counts must be ≥ 1 and non-increasing, got {keeps}")
+    return stages
+
+
+def race(evaluate: Callable[[int, float], float], n: int, stages: list[tuple[float, int]] | None) -> np.ndarray:
+    """Losses of ``n`` candidates; ``evaluate(i, fraction)`` scores candidate i on a fraction.
+
+    Without stages every candidate is scored on all data. With stages, candidates that drop
+    out keep the loss of the last stage they were scored in (an unbiased, noisier estimate).
+    """
+    plan = (stages or []) + [(1.0, n)]
+    alive = np.arange(n)
+    losses = np.full(n, np.nan)
+    for fraction, keep in plan:
+        for i in alive:
+            losses[i] = evaluate(int(i), fraction)
+        order = np.argsort(np.where(np.isfinite(losses[alive]), losses[alive], np.inf), kind="stable")
+        alive = alive[order[: max(1, keep)]]
+    return losses
+
+
+def _tensors(inputs: Any, key: str = "") -> Iterable[tuple[str, torch.Tensor]]:
+    if isinstance(inputs, dict):
+        for k, v in inputs.items():
+            yield from _tensors(v, f"{key}[{k!r}]")
+    elif torch.is_tensor(inputs):
+        yield key, inputs
+    else:
+        raise TypeError(f"task inputs must be a tensor or a dict of tensors, got {type(inputs).__name__}")
+
+
+def _slice(inputs: Any, a: int, b: int) -> Any:
+    if isinstance(inputs, dict):
+        return {k: _slice(v, a, b) for k, v in inputs.items()}
+    return inputs[a:b]
