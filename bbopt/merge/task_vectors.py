@@ -161,10 +161,17 @@ class TaskVectors:
 
 
 class FlatModel:
-    """A deep copy of ``module`` whose tensors ``tv.names`` are views into ``self.flat`` (P,)."""
+    """A deep copy of ``module`` whose tensors ``tv.names`` are views into ``self.flat`` (P,).
 
-    def __init__(self, module: torch.nn.Module, tv: TaskVectors):
+    ``base``: a state dict loaded first (the values of tensors that are never merged);
+    ``rest`` keeps those values so :meth:`reset_rest` can restore them after a full state
+    dict was loaded for scoring.
+    """
+
+    def __init__(self, module: torch.nn.Module, tv: TaskVectors, base: Mapping[str, torch.Tensor] | None = None):
         self.module = copy.deepcopy(module).eval()
+        if base is not None:
+            self.module.load_state_dict(dict(base), strict=False)
         self.flat = tv.theta0.clone()
         views = tv.unflatten(self.flat)
         for name, view in views.items():
@@ -177,6 +184,9 @@ class FlatModel:
                 sub._buffers[attr] = view
             else:
                 raise ValueError(f"FlatModel: {name!r} is not a parameter or buffer of the module")
+        ptr = self.flat.untyped_storage().data_ptr()
+        self.rest = {n: t.clone() for n, t in self.module.state_dict().items()
+                     if t.untyped_storage().data_ptr() != ptr}
 
     def load(self, tv: TaskVectors, recipe: Recipe, key: bytes | None = None) -> torch.nn.Module:
         """Merge ``recipe`` into the module in place and return it."""
@@ -190,6 +200,10 @@ class FlatModel:
                 if name in state:
                     t.copy_(state[name])
         return self.module
+
+    def reset_rest(self) -> None:
+        """Restore the never-merged tensors to their base values."""
+        self.load_state_dict(self.rest)
 
 
 def _chunks(sizes: np.ndarray) -> list[tuple[int, int]]:

@@ -138,7 +138,7 @@ class MergeProblem(_MergeBase):
         self.seed = int(seed)
         self.dare_masks = dare_masks
         self.tv = TaskVectors(base_state, experts, exclude, dare_seed=child_seed(as_seed_sequence(seed), 1))
-        self.flat = FlatModel(model, self.tv)
+        self.flat = FlatModel(model, self.tv, base_state if base is not None else None)
         self._setup_scoring(fitness, test, metric, racing)
         self._bind(genome)
 
@@ -173,8 +173,10 @@ class MergeProblem(_MergeBase):
         """Scores of a full state dict (e.g. a Fisher merge) on ``"fitness"`` or ``"test"``."""
         if split not in ("fitness", "test"):
             raise ValueError(f"split must be 'fitness' or 'test', got {split!r}")
-        module = self.flat.load_state_dict(state)
-        return score(module, self.fitness if split == "fitness" else self.test)
+        try:
+            return score(self.flat.load_state_dict(state), self.fitness if split == "fitness" else self.test)
+        finally:
+            self.flat.reset_rest()
 
     def merged_state_dict(self, x: np.ndarray) -> dict[str, torch.Tensor]:
         return {k: v.clone() for k, v in self.model_at(x).state_dict().items()}
