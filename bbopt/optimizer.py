@@ -277,6 +277,7 @@ OPTIMIZERS: dict[str, str] = {
     "random": "bbopt.strategies.random:RandomSearch",
     "cma": "bbopt.strategies.cma:CMA",
     "nevergrad": "bbopt.strategies.nevergrad:Nevergrad",
+    "block": "bbopt.strategies.block:BlockCoordinate",
     "exp3": "bbopt.strategies.bandit.exp3:Exp3",
     "tsallis-inf": "bbopt.strategies.bandit.tsallis_inf:TsallisINF",
     "igw": "bbopt.strategies.bandit.igw:IGW",

