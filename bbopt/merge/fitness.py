@@ -56,10 +56,16 @@ class Task:
         return torch.cat(outs).float()
 
     def fingerprints(self) -> set[int]:
-        """One hash per example's inputs (to detect fitness/test overlap)."""
-        parts = [t.reshape(t.shape[0], -1).cpu().numpy() for _, t in _tensors(self.inputs)]
-        rows = np.concatenate([p.view(np.uint8).reshape(p.shape[0], -1) for p in parts], axis=1)
-        return {hash(r.tobytes()) for r in rows}
+        """One hash per example's inputs, trailing zeros (padding) ignored: for overlap checks."""
+        parts = [(key, t.reshape(t.shape[0], -1).cpu().numpy()) for key, t in _tensors(self.inputs)]
+        out = set()
+        for i in range(len(self)):
+            row = []
+            for key, p in parts:
+                nz = np.flatnonzero(p[i])
+                row.append((key, p[i][: nz[-1] + 1 if nz.size else 0].tobytes()))
+            out.add(hash(tuple(row)))
+        return out
 
 
 def as_tasks(tasks: Task | Sequence[Task] | None, what: str) -> list[Task]:

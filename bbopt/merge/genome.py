@@ -304,8 +304,10 @@ def _presets() -> dict[str, Any]:
     return {
         # task arithmetic with one lambda (the lambda-grid baseline's space)
         "global": lambda: GenomeSpec("task_arithmetic", [Gene("weight", (), 0.0, 2.0)]),
-        "per_model": lambda: GenomeSpec("task_arithmetic", [Gene("weight", ("model",), 0.0, 1.5)]),
-        "per_layer": lambda: GenomeSpec("task_arithmetic", [Gene("weight", ("layer", "model"), 0.0, 1.5)]),
+        # weights start at 0.5 as in Sakana's and the pilot's runs (ALGORITHMS.md §2)
+        "per_model": lambda: GenomeSpec("task_arithmetic", [Gene("weight", ("model",), 0.0, 1.5, init=0.5)]),
+        "per_layer": lambda: GenomeSpec("task_arithmetic", [Gene("weight", ("layer", "model"), 0.0, 1.5,
+                                                                 init=0.5)]),
         # Sakana PS: per layer slot x per model (weight, density), DARE-TIES, disjoint sum
         "sakana": lambda: GenomeSpec("dare_ties", [Gene("weight", ("layer", "model"), 0.0, 1.0),
                                                    Gene("density", ("layer", "model"), 0.0, 1.0)]),

@@ -29,6 +29,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "sor-sequence": ("bbopt.problems.sor:SORSequenceProblem", "pick ω over a user stream (stream='module:attr')"),
     "merge-digits": ("bbopt.problems.merging:digits_merge", "merge 3 load_digits MLP experts (genome=, metric=)"),
     "merge-digits-dataflow": ("bbopt.problems.merging:digits_dataflow", "layer-path (DFS) merge of digits MLPs"),
+    "merge-minilm": ("bbopt.problems.merging:minilm_merge", "merge MiniLM experts on tweets and BBC news"),
 }
 
 #: public classes importable as ``from bbopt.problems import X`` (loaded lazily)

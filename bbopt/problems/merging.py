@@ -284,3 +284,16 @@ def digits_dataflow(seed: int = 0, a_lambda: float = 0.5, b: str = "base", repea
     model_b.load_state_dict(sources[b])
     return DataFlowMergeProblem(model_a, model_b, w.fitness, test=w.test, repeats=repeats, scale_bound=scale_bound,
                                 metric=metric, racing=racing, names=(f"task_arithmetic_{a_lambda:g}", b))
+
+
+def minilm_merge(seed: int = 0, genome: Any = "per_layer", metric: str = "ce", racing: Any = None,
+                 cache_dir: str | None = None, dare_masks: str = "common", n_fitness: int = 48, n_test: int = 300,
+                 steps: int = 150, encoder_config: dict | None = None) -> MergeProblem:
+    """The packaged MiniLM fine-tuned on tweet sentiment and on BBC topics (built once, cached),
+    merged; fitness = mean cross-entropy over both tasks with their frozen heads."""
+    from bbopt.merge.minilm import minilm_workload
+
+    w = minilm_workload(seed, cache_dir=cache_dir, n_fitness=n_fitness, n_test=n_test, steps=steps,
+                        encoder_config=encoder_config)
+    return MergeProblem(w.model, w.experts, w.fitness, genome=genome, test=w.test, metric=metric, racing=racing,
+                        exclude=w.exclude, seed=seed, dare_masks=dare_masks, expert_names=w.expert_names)
