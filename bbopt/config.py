@@ -44,7 +44,7 @@ class ConfigError(ValueError):
 RUN_KEYS: dict[str, Any] = {
     "problem": None, "optimizer": None, "budget": None, "seed": None,
     "target": None, "target_gap": None, "time_limit": None, "batch_size": None,
-    "n_jobs": 1, "backend": None, "on_error": "raise", "on_nan": "worst",
+    "n_jobs": 1, "eval_timeout": None, "on_error": "raise", "on_nan": "worst",
     "checkpoint_every": 5.0, "progress": "auto", "record_x": "auto", "out": None,
     "description": None, "grid": None, "runs": None,
 }
@@ -123,7 +123,7 @@ def validate(config: dict) -> dict:
             out[key] = _number(config[key], key)
     if config.get("target") is not None and config.get("target_gap") is not None:
         raise ConfigError("target_gap", "give target or target_gap, not both")
-    for key in ("time_limit", "checkpoint_every"):
+    for key in ("time_limit", "checkpoint_every", "eval_timeout"):
         if config.get(key) is not None:
             out[key] = _number(config[key], key, positive=True)
     if config.get("batch_size") is not None:
@@ -136,8 +136,6 @@ def validate(config: dict) -> dict:
     _one_of(out, "on_nan", ON_NAN)
     _one_of(out, "progress", (True, False, "auto"))
     _one_of(out, "record_x", (True, False, "auto"))
-    if out.get("backend") is not None:
-        _one_of(out, "backend", ("loky", "threading", "multiprocessing", "dask"))
     if out.get("out") is not None and not isinstance(out["out"], str):
         raise ConfigError("out", f"must be a path string, got {type(out['out']).__name__}")
     return out

@@ -1,14 +1,23 @@
-"""Evaluating a batch under the run's failure policy, in process or on joblib workers.
+"""Evaluating a batch under the run's failure policy, in process or in worker processes.
 
-Policies (per run): ``on_error="raise"`` stops the run at the first exception (after the
+Policies (per run): ``on_error="raise"`` stops the run at the first failure (after the
 loop has saved what it had), ``"record"`` records the failure with its reason and goes on.
 ``on_nan="worst"`` records a NaN/inf loss and lets the optimizer treat it as worse than
 anything seen; ``"fail"`` makes it an error under ``on_error``. A batch whose evaluation
 raises is retried one candidate at a time, so one bad candidate does not fail the rest.
+
+Worker processes (loky, through joblib's vendored copy) are used when ``n_jobs != 1``,
+when an ``executor`` is given (anything with ``submit`` returning futures, e.g. a
+``dask.distributed.Client``), or when ``timeout`` is set: an evaluation running longer
+than ``timeout`` seconds, or one that kills its worker, is recorded as failed and the
+pool is restarted; the other candidates in flight are re-run, never lost.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +50,10 @@ class Outcomes:
             [e for p in parts for e in p.errors],
         )
 
+    @classmethod
+    def failed(cls, n: int, reason: str) -> Outcomes:
+        return cls(np.full(n, np.nan), ["error"] * n, [reason] * n)
+
 
 def _describe(err: BaseException) -> str:
     text = f"{type(err).__name__}: {err}"
@@ -50,8 +63,8 @@ def _describe(err: BaseException) -> str:
 def evaluate_chunk(problem: Any, batch: Batch, isolate: bool) -> Outcomes:
     """Evaluate ``batch``; on an exception, retry one by one when ``isolate`` (else report it).
 
-    Runs in the main process or in a joblib worker, so it never raises for the problem's
-    own errors: they come back as ``status="error"`` for the caller's policy to handle.
+    Runs in the main process or in a worker, so it never raises for the problem's own
+    errors: they come back as ``status="error"`` for the caller's policy to handle.
     """
     name = type(problem).__name__
     try:
@@ -60,50 +73,39 @@ def evaluate_chunk(problem: Any, batch: Batch, isolate: bool) -> Outcomes:
     except Exception as err:
         if isolate and len(batch) > 1:
             return Outcomes.concat([evaluate_chunk(problem, batch.subset([k]), False) for k in range(len(batch))])
-        return Outcomes(np.full(len(batch), np.nan), ["error"] * len(batch), [_describe(err)] * len(batch))
+        return Outcomes.failed(len(batch), _describe(err))
 
 
 class Evaluator:
-    """Evaluates batches for the loop: in process (``n_jobs=1``) or through joblib."""
+    """Evaluates batches for the loop under the run's policies."""
 
-    def __init__(
-        self,
-        problem: Any,
-        *,
-        on_error: str = "raise",
-        on_nan: str = "worst",
-        n_jobs: int = 1,
-        backend: str | None = None,
-    ):
+    def __init__(self, problem: Any, *, on_error: str = "raise", on_nan: str = "worst", n_jobs: int = 1,
+                 timeout: float | None = None, executor: Any = None):
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         if on_nan not in ON_NAN:
             raise ValueError(f"on_nan must be one of {ON_NAN}, got {on_nan!r}")
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
             raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
-        self.problem = problem
-        self.on_error = on_error
-        self.on_nan = on_nan
-        self.n_jobs = n_jobs
-        self._parallel: Any = None
-        if n_jobs != 1 or backend is not None:
-            from joblib import Parallel
-
-            self._parallel = Parallel(n_jobs=n_jobs, backend=backend)
-            self._parallel.__enter__()  # keep the worker pool for the whole run
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.problem, self.on_error, self.on_nan, self.timeout = problem, on_error, on_nan, timeout
+        self.pool: _Pool | None = None
+        if executor is not None or n_jobs != 1 or timeout is not None:
+            workers = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
+            self.pool = _Pool(workers, executor)
 
     def __call__(self, batch: Batch) -> Outcomes:
         isolate = self.on_error == "record"
         size = getattr(self.problem, "max_batch", None) or len(batch)
-        if self._parallel is None:
-            parts = [evaluate_chunk(self.problem, chunk, isolate) for chunk in batch.split(size)]
+        if self.pool is None:
+            out = Outcomes.concat([evaluate_chunk(self.problem, c, isolate) for c in batch.split(size)])
         else:
-            from joblib import delayed
-
-            workers = self._parallel.n_jobs if self._parallel.n_jobs > 0 else len(batch)
-            size = min(size, max(1, -(-len(batch) // workers)))
-            parts = self._parallel(delayed(evaluate_chunk)(self.problem, c, isolate) for c in batch.split(size))
-        out = Outcomes.concat(list(parts))
+            if self.timeout is not None:
+                size = 1  # a timeout is per evaluation
+            else:
+                size = min(size, max(1, -(-len(batch) // self.pool.workers)))
+            out = self.pool.run(self.problem, batch.split(size), isolate, self.timeout)
         self._apply_nan_policy(out)
         if self.on_error == "raise":
             for k, status in enumerate(out.status):
@@ -120,6 +122,104 @@ class Evaluator:
                     out.status[k], out.errors[k] = "error", f"non-finite loss ({loss})"
 
     def close(self) -> None:
-        if self._parallel is not None:
-            self._parallel.__exit__(None, None, None)
-            self._parallel = None
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+
+class _Pool:
+    """Worker processes with per-evaluation deadlines and recovery from dead workers."""
+
+    def __init__(self, workers: int, executor: Any = None):
+        self.workers = workers
+        self._user_executor = executor
+        self._executor: Any = executor
+
+    def _get(self) -> Any:
+        if self._executor is None:
+            from joblib.externals.loky import ProcessPoolExecutor
+
+            self._executor = ProcessPoolExecutor(max_workers=self.workers)
+            # start the workers now, so a deadline never counts process start-up
+            cf.wait([self._executor.submit(os.getpid) for _ in range(self.workers)])
+        return self._executor
+
+    def _restart(self) -> None:
+        if self._user_executor is None and self._executor is not None:
+            self._executor.shutdown(wait=False, kill_workers=True)
+            self._executor = None
+
+    def close(self) -> None:
+        if self._user_executor is None and self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def run(self, problem: Any, chunks: list[Batch], isolate: bool, timeout: float | None) -> Outcomes:
+        """Evaluate ``chunks``; a chunk lost with a dying worker is re-run alone, split into
+        single candidates, so only the candidate that kills its worker is recorded as failed."""
+        work = [(c, False) for c in chunks]  # (batch, suspect)
+        results: dict[int, tuple[float, str, str | None]] = {}  # candidate id -> outcome
+        while work:
+            suspect = any(flag for _, flag in work)
+            running = work[:1] if suspect else (work[: self.workers] if timeout is not None else work)
+            done, lost = self._round(problem, [b for b, _ in running], isolate, timeout)
+            for batch, out in done:
+                results.update(zip(batch.ids.tolist(), zip(out.losses.tolist(), out.status, out.errors)))
+            retry = []
+            for batch, reason in lost:
+                if len(batch) > 1:
+                    retry.extend((batch.subset([k]), True) for k in range(len(batch)))
+                elif suspect or len(running) == 1:
+                    results[int(batch.ids[0])] = (float("nan"), "error", reason)
+                else:
+                    retry.append((batch, True))
+            ran = {id(b) for b, _ in running}
+            work = retry + [(b, flag) for b, flag in work if id(b) not in ran]
+        order = [i for c in chunks for i in c.ids.tolist()]
+        return Outcomes(np.array([results[i][0] for i in order], dtype=float), [results[i][1] for i in order],
+                        [results[i][2] for i in order])
+
+    def _round(self, problem: Any, batches: list[Batch], isolate: bool, timeout: float | None
+               ) -> tuple[list[tuple[Batch, Outcomes]], list[tuple[Batch, str]]]:
+        """Run ``batches`` at once; return the finished ones and the lost ones with a reason."""
+        executor = self._get()
+        futures = [(executor.submit(evaluate_chunk, problem, b, isolate), b) for b in batches]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done: list[tuple[Batch, Outcomes]] = []
+        lost: list[tuple[Batch, str]] = []
+        pending = list(futures)
+        while pending:
+            still = []
+            for fut, b in pending:
+                if not fut.done():
+                    still.append((fut, b))
+                    continue
+                try:
+                    done.append((b, fut.result()))
+                except Exception as err:  # the worker died (or the executor broke) mid-evaluation
+                    first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                    lost.append((b, f"worker process died during the evaluation ({type(err).__name__}: "
+                                    f"{first_line})"))
+            pending = still
+            if lost:
+                lost.extend((b, "lost with a dying worker") for _, b in pending)
+                self._restart()
+                return done, lost
+            if pending and deadline is not None and time.monotonic() >= deadline:
+                done.extend((b, Outcomes.failed(len(b), f"timed out after {timeout:g} s")) for _, b in pending)
+                self._restart()
+                return done, lost
+            if pending:
+                _wait_any([f for f, _ in pending], deadline)
+        return done, lost
+
+
+def _wait_any(futures: list, deadline: float | None) -> None:
+    """Block until one future is done or the deadline passes (any futures with ``done()``)."""
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    if all(isinstance(f, cf.Future) for f in futures):
+        cf.wait(futures, timeout=left, return_when=cf.FIRST_COMPLETED)
+        return
+    stop = None if left is None else time.monotonic() + left
+    while not any(f.done() for f in futures) and (stop is None or time.monotonic() < stop):
+        time.sleep(0.005)

@@ -61,7 +61,8 @@ def minimize(
     time_limit: float | None = None,
     callbacks: Sequence[Callback] = (),
     n_jobs: int = 1,
-    backend: str | None = None,
+    eval_timeout: float | None = None,
+    executor: Any = None,
     on_error: str = "raise",
     on_nan: str = "worst",
     run_dir: str | Path | None = None,
@@ -76,7 +77,9 @@ def minimize(
     ``optimizer`` is a registered name (built with ``options`` and a child of ``seed``,
     ``budget`` filled in for strategies that take one) or an Optimizer object. Stops on
     the budget, ``target`` (or ``optimum + target_gap``), ``time_limit`` seconds, or a
-    callback returning True. ``n_jobs``/``backend`` evaluate on joblib workers.
+    callback returning True. ``n_jobs`` evaluates on that many worker processes (loky);
+    ``executor`` on any ``submit()``-style executor (e.g. a ``dask.distributed.Client``);
+    ``eval_timeout`` fails an evaluation that runs longer (it then runs in a worker).
     """
     problem = as_problem(problem, space, vectorized)
     budget = _positive_int(budget, "budget")
@@ -84,7 +87,8 @@ def minimize(
     seq = as_seed_sequence(seed)
     optimizer = _build_optimizer(optimizer, problem, seq, options or {}, budget, seed)
     loop = _Loop(problem, optimizer, budget, stop_at, time_limit, list(callbacks), batch_size)
-    evaluator = Evaluator(problem, on_error=on_error, on_nan=on_nan, n_jobs=n_jobs, backend=backend)
+    evaluator = Evaluator(problem, on_error=on_error, on_nan=on_nan, n_jobs=n_jobs, timeout=eval_timeout,
+                          executor=executor)
     run = RunDir(run_dir) if run_dir is not None else None
     if run is not None:
         info = description or {"problem": _describe(problem), "optimizer": type(optimizer).__name__}

@@ -62,8 +62,7 @@ class Optimizer:
         x = self._ask(None if n is None else int(n), context)
         ids = np.arange(self._next_id, self._next_id + len(x), dtype=np.int64)
         self._next_id += len(x)
-        for i, cand in zip(ids, x):
-            self._pending[int(i)] = cand
+        self._pending.update(zip(ids.tolist(), x))
         if self.state_by_replay and not self._replaying:
             self._events.append(("ask", None if n is None else int(n), context, len(x)))
         return Batch(ids, x, context)
@@ -73,12 +72,13 @@ class Optimizer:
         if not isinstance(batch, Batch):
             raise TypeError("tell: pass the Batch returned by ask (or batch.subset(...))")
         values = as_losses(losses, len(batch))
-        unknown = [int(i) for i in batch.ids if int(i) not in self._pending]
+        ids = batch.ids.tolist()
+        unknown = [i for i in ids if i not in self._pending]
         if unknown:
             raise ValueError(f"tell: candidate ids {unknown[:5]} were not asked or were already told")
-        if len(set(batch.ids.tolist())) != len(batch):
+        if len(set(ids)) != len(ids):
             raise ValueError("tell: a batch must not repeat a candidate id")
-        x = [self._pending.pop(int(i)) for i in batch.ids]
+        x = [self._pending.pop(i) for i in ids]
         x_arr: Any = np.asarray(x) if isinstance(batch.x, np.ndarray) else x
         if self.state_by_replay and not self._replaying:
             self._events.append(("tell", batch.ids.copy(), values.copy()))
@@ -277,6 +277,11 @@ OPTIMIZERS: dict[str, str] = {
     "random": "bbopt.strategies.random:RandomSearch",
     "cma": "bbopt.strategies.cma:CMA",
     "nevergrad": "bbopt.strategies.nevergrad:Nevergrad",
+    "rducb": "bbopt.strategies.bo.rducb:RDUCB",
+    "mezo": "bbopt.strategies.zo.mezo:MeZO",
+    "cge": "bbopt.strategies.zo.cge:CGE",
+    "forward-gradient": "bbopt.strategies.zo.forward:ForwardGradient",
+    "likelihood-ratio": "bbopt.strategies.zo.lr:LikelihoodRatio",
     "block": "bbopt.strategies.block:BlockCoordinate",
     "exp3": "bbopt.strategies.bandit.exp3:Exp3",
     "tsallis-inf": "bbopt.strategies.bandit.tsallis_inf:TsallisINF",

@@ -24,6 +24,8 @@ from bbopt.config import ConfigError, apply_overrides, set_dotted, validate
 from bbopt.results import CHECKPOINT, RESULT
 from bbopt.runner import CONFIG_FILE, prepare, resume, solve
 
+#: a sweep whose worker dies re-dispatches the unfinished runs (each resumes from its checkpoint)
+WORKER_DEATH_RETRIES = 2
 SUMMARY_FIELDS = ("run", "status", "fun", "n_evals", "n_failed", "stop_reason", "elapsed", "seed", "error",
                   "overrides")
 
@@ -89,17 +91,30 @@ def sweep(config: dict, out: str | Path, n_jobs: int = 1, backend: str = "loky",
     out.mkdir(parents=True, exist_ok=True)
     from joblib import Parallel, delayed
 
-    rows = []
+    rows: dict[str, dict] = {}
+    death = "no result came back"
     with _backend(backend, scheduler, n_jobs), open(out / "summary.jsonl", "a") as fh:
         jobs = n_jobs if backend != "dask" else -1
-        parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
-        for row in parallel(delayed(run_one)(name, ov, cfg, str(out)) for name, ov, cfg in runs):
-            rows.append(row)
-            fh.write(json.dumps(row) + "\n")
-            fh.flush()
-    rows.sort(key=lambda r: r["run"])
-    _write_csv(out / "summary.csv", rows)
-    return rows
+        for _attempt in range(1 + WORKER_DEATH_RETRIES):
+            todo = [r for r in runs if r[0] not in rows]
+            if not todo:
+                break
+            parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
+            try:
+                for row in parallel(delayed(run_one)(name, ov, cfg, str(out)) for name, ov, cfg in todo):
+                    rows[row["run"]] = row
+                    fh.write(json.dumps(row) + "\n")
+                    fh.flush()
+            except Exception as err:  # a worker died: its runs resume from their checkpoints
+                death = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        for name, ov, _ in runs:
+            if name not in rows:
+                rows[name] = {"run": name, "overrides": ov, "status": "failed",
+                              "error": f"worker died {1 + WORKER_DEATH_RETRIES} times ({death})"}
+                fh.write(json.dumps(rows[name]) + "\n")
+    ordered = sorted(rows.values(), key=lambda r: r["run"])
+    _write_csv(out / "summary.csv", ordered)
+    return ordered
 
 
 @contextmanager

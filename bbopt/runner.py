@@ -20,7 +20,7 @@ from bbopt.results import Result
 CONFIG_FILE = "config.yaml"
 #: keys a resume may change (everything else must match the original run)
 RESUMABLE_OVERRIDES = ("budget", "time_limit", "target", "target_gap", "progress", "n_jobs", "checkpoint_every",
-                       "on_error", "on_nan")
+                       "on_error", "on_nan", "eval_timeout")
 
 
 def default_out(stem: str) -> Path:
@@ -69,7 +69,7 @@ def _minimize(config: dict, problem: Any, optimizer: Any, run_dir: Path, resume:
         problem, optimizer, config["budget"],
         target=config.get("target"), target_gap=config.get("target_gap"),
         time_limit=config.get("time_limit"), batch_size=config.get("batch_size"),
-        n_jobs=config["n_jobs"], backend=config.get("backend"),
+        n_jobs=config["n_jobs"], eval_timeout=config.get("eval_timeout"),
         on_error=config["on_error"], on_nan=config["on_nan"],
         run_dir=run_dir, resume=resume, checkpoint_every=config["checkpoint_every"],
         progress=config["progress"], record_x=config["record_x"],

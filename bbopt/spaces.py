@@ -76,6 +76,7 @@ class Box(Space):
         self.upper = upper_arr
         self.lower.flags.writeable = False
         self.upper.flags.writeable = False
+        self._bounded = bool(np.isfinite(lower_arr).all() and np.isfinite(upper_arr).all())
 
     @property
     def dim(self) -> int:
@@ -83,7 +84,7 @@ class Box(Space):
 
     @property
     def bounded(self) -> bool:
-        return bool(np.isfinite(self.lower).all() and np.isfinite(self.upper).all())
+        return self._bounded
 
     @property
     def center(self) -> np.ndarray:

@@ -57,3 +57,32 @@ def fails_after_100(x):
     if _CALLS["n"] > 100 and not os.environ.get("BBOPT_TEST_RECOVERED"):
         raise RuntimeError("license server went away")
     return float(np.sum(np.asarray(x) ** 2))
+
+
+def hangs_on_negative(x):
+    """Hangs (sleeps for an hour) when x[0] < -4: the per-evaluation timeout must catch it."""
+    if x[0] < -4.0:
+        time.sleep(3600)
+    return float(np.sum(np.asarray(x) ** 2))
+
+
+def kills_worker_on_positive(x):
+    """Kills its own process when x[0] > 4 (a segfaulting simulator, say)."""
+    if x[0] > 4.0:
+        os._exit(13)
+    return float(np.sum(np.asarray(x) ** 2))
+
+
+def kills_worker_once(x):
+    """Kills its worker the first time it runs in a sweep whose marker file is missing."""
+    marker = os.environ.get("BBOPT_TEST_KILL_MARKER")
+    if marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(9)
+    return float(np.sum(np.asarray(x) ** 2))
+
+
+def returns_garbage(x):
+    """Returns something that is not one number, by kind of candidate."""
+    kind = int(abs(x[0]) * 10) % 5
+    return [None, "1.0", [1.0, 2.0], float("inf"), float(np.sum(np.asarray(x) ** 2))][kind]

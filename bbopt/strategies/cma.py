@@ -128,14 +128,14 @@ class CMA(Optimizer):
         while len(self._queue) < n:
             self._new_generation()
         taken, self._queue = self._queue[:n], self._queue[n:]
-        out = np.empty((n, self.space.dim))
+        inner = np.empty((n, self.space.dim))
         for k, (g, pos) in enumerate(taken):
             self._where[self._next_id + k] = (g, pos)
-            out[k] = self._to_outer(self._generations[g]["X"][pos])
-        return out
+            inner[k] = self._generations[g]["X"][pos]
+        return self._to_outer(inner)
 
     def _tell(self, ids: np.ndarray, x: Any, losses: np.ndarray) -> None:
-        for i, loss in zip(ids.tolist(), losses):
+        for i, loss in zip(ids.tolist(), losses.tolist()):
             g, pos = self._where.pop(i)
             gen = self._generations[g]
             gen["f"][pos] = loss
@@ -149,8 +149,10 @@ class CMA(Optimizer):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.es.tell(solutions, fitness.tolist())
+            if self.n_restarts >= self.restarts:  # pycma's stop() is costly: only asked when it matters
+                return
             stop = {k: v for k, v in self.es.stop().items() if k not in _IGNORED_STOPS}
-        if stop and self.n_restarts < self.restarts:
+        if stop:
             self._restart(int(round(self.es.popsize * self.popsize_factor)))
 
     def _restart(self, popsize: int) -> None:
