@@ -40,11 +40,9 @@ def igw_probabilities(yhat: np.ndarray, eta: float) -> np.ndarray:
 class IGW(BanditOptimizer):
     """Inverse-gap weighting on per-arm cost models; ``degree`` 0 (this class): arm means."""
 
-    degree_default = 0
-
     def __init__(self, space: Space, seed: SeedLike = None, cost_offset: float = 1.0):
         super().__init__(space, seed, cost_offset)
-        self._setup(self.degree_default, (0.0, 1.0))
+        self._setup(0, (0.0, 1.0))
 
     def _setup(self, degree: int, bounds: tuple[float, float]) -> None:
         self.m = degree + 1
