@@ -28,7 +28,7 @@ from _report import append, pin_threads, table
 TARGETS = 10.0 ** np.arange(2, -8.01, -0.2)  # 51 targets
 METHODS = {
     "bbopt cma": ("cma", {}),
-    "bbopt cma (σ0 0.3)": ("cma", {"sigma0": 0.3}),
+    "bbopt cma (penalty bounds)": ("cma", {"bounds_handling": "penalty"}),
     "bbopt nevergrad CMA": ("nevergrad", {"optimizer": "CMA"}),
     "bbopt nevergrad NGOpt": ("nevergrad", {"optimizer": "NGOpt"}),
     "bbopt random": ("random", {}),

@@ -2,11 +2,12 @@ import json
 
 import numpy as np
 import pytest
-from objectives import flaky
 
 import bbopt.problems as problems
 from bbopt import Box, minimize
 from bbopt.evaluation import EvaluationError
+
+from objectives import flaky
 
 SPACE = Box(-5, 5, dim=3)
 

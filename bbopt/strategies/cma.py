@@ -22,6 +22,26 @@ from bbopt.spaces import Box
 
 #: pycma stop criteria that mean "converged or stuck": the trigger for an IPOP restart.
 _IGNORED_STOPS = {"callback"}
+_BOUND_HANDLERS = {"transform": cma.BoundTransform, "penalty": cma.BoundPenalty}
+
+
+def _check_cma_options(options: dict | None) -> dict:
+    """pycma ``eval``s string option values: accept only plain numbers, booleans and lists."""
+    options = dict(options or {})
+    known = cma.CMAOptions()
+    for key, value in options.items():
+        if key not in known:
+            raise ValueError(f"cma: unknown pycma option {key!r} in cma_options")
+        if not _plain(value):
+            raise ValueError(f"cma: cma_options.{key} must be a number, boolean or list of numbers "
+                             f"(pycma evaluates strings as code), got {value!r}")
+    return options
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float))
 
 
 class CMA(Optimizer):
@@ -34,7 +54,12 @@ class CMA(Optimizer):
       restart multiplies λ by ``popsize_factor`` and starts from a uniform random point.
     - ``diagonal``: sep-CMA (diagonal covariance, O(d) per sample); ``"auto"`` uses it
       from d ≥ 200, where full CMA's O(d²) sampling dominates.
-    - ``cma_options``: further pycma options passed through (e.g. ``{"tolfun": 1e-12}``).
+    - ``bounds_handling``: ``"transform"`` (pycma's smooth BoundTransform) or ``"penalty"``
+      (candidates are clipped to the box and pycma adds an adaptive penalty for the
+      distance — reaches optima on the boundary exactly).
+    - ``cma_options``: further pycma options passed through (e.g. ``{"tolfun": 1e-12}``);
+      numbers, booleans and lists only — pycma evaluates string options as Python code,
+      so strings from a config are refused.
     """
 
     state_by_replay = True
@@ -49,6 +74,7 @@ class CMA(Optimizer):
         restarts: int = 9,
         popsize_factor: float = 2.0,
         diagonal: bool | str = "auto",
+        bounds_handling: str = "transform",
         cma_options: dict | None = None,
     ):
         super().__init__(space, seed)
@@ -66,7 +92,10 @@ class CMA(Optimizer):
         self.restarts = restarts
         self.popsize_factor = float(popsize_factor)
         self.diagonal = (space.dim >= 200) if diagonal == "auto" else bool(diagonal)
-        self.cma_options = dict(cma_options or {})
+        if bounds_handling not in _BOUND_HANDLERS:
+            raise ValueError(f"cma: bounds_handling must be 'transform' or 'penalty', got {bounds_handling!r}")
+        self.bounds_handling = bounds_handling
+        self.cma_options = _check_cma_options(cma_options)
         self._unit = space.bounded
         self._reset()
 
@@ -91,6 +120,7 @@ class CMA(Optimizer):
         }
         if self._unit:
             opts["bounds"] = [0.0, 1.0]
+            opts["BoundaryHandler"] = _BOUND_HANDLERS[self.bounds_handling]
         if popsize is not None:
             opts["popsize"] = popsize
         opts.update(self.cma_options)
