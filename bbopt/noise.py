@@ -24,15 +24,12 @@ import torch
 _M64 = (1 << 64) - 1
 
 
-def mix(*values: int) -> int:
-    """A 63-bit hash of integers (splitmix64 rounds): independent seeds per (seed, tensor, chunk)."""
-    h = 0x243F6A8885A308D3
-    for v in values:
-        h = ((h ^ (int(v) & _M64)) * 0x9E3779B97F4A7C15) & _M64
-        h ^= h >> 29
-        h = (h * 0xBF58476D1CE4E5B9) & _M64
-        h ^= h >> 32
-    return h >> 1
+def mix(seed: int, tensor: int, chunk: int) -> int:
+    """A 63-bit hash of (seed, tensor, chunk) (splitmix64 finaliser): independent generator seeds."""
+    h = (int(seed) * 0x9E3779B97F4A7C15 + tensor * 0xBF58476D1CE4E5B9 + chunk * 0x94D049BB133111EB + 1) & _M64
+    h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _M64
+    return (h ^ (h >> 31)) >> 1
 
 
 def chunk_ranges(numel: int, size: int) -> list[tuple[int, int]]:
@@ -50,10 +47,10 @@ class NoiseStream:
     def draw(self, seed: int, tensor: int, chunk: int, n: int, kind: str) -> torch.Tensor:
         """z: ``(n,)`` float32. ``gaussian`` and ``sphere`` (normalised later) are N(0, 1); ``rademacher`` ±1."""
         self.gen.manual_seed(mix(seed, tensor, chunk))
-        z = torch.empty(n, dtype=torch.float32, device=self.device)
         if kind == "rademacher":
+            z = torch.empty(n, dtype=torch.float32, device=self.device)
             return z.random_(0, 2, generator=self.gen).mul_(2.0).sub_(1.0)
-        return z.normal_(generator=self.gen)
+        return torch.randn(n, generator=self.gen, device=self.device)
 
 
 class Piece:

@@ -10,8 +10,9 @@ resumed run evaluates exactly what the original did.
 - :class:`Coordinate` ``(step, tensor, index, scale)``: θ + scale·e_i, one coordinate (CGE).
 - :class:`Tangent` ``(step, seed, h, noise)``: the forward-gradient probe. Its value is the
   first-order model L(θ) + h·∇L·z computed with one jvp, so a ±h pair gives ∇L·z exactly.
-- :class:`NoisyCopy` ``(step, seed, copy, copies, sigma, layer, antithetic)``: copy ``copy`` of
-  a ``copies``-times replicated batch with N(0, σ²) noise on layer outputs (likelihood ratio).
+- :class:`NoisyCopy` ``(step, seed, copy, copies, sigma, layer, antithetic, baseline)``: copy
+  ``copy`` of a ``copies``-times replicated batch with N(0, σ²) noise on the outputs of noise
+  layer ``layer`` (−1: all of them; likelihood ratio).
   Evaluating it fills ``out`` with the score-function sums a scalar loss cannot carry.
 """
 
@@ -79,11 +80,12 @@ class NoisyCopy(Spec):
     sigma: float = 0.1
     layer: int = -1
     antithetic: bool = True
+    baseline: bool = True
     out: Any = field(default=None, compare=False, repr=False)
 
     def key(self) -> tuple:
         """Copies sharing this key are one replicated forward."""
-        return (self.step, self.seed, self.copies, self.sigma, self.layer, self.antithetic)
+        return (self.step, self.seed, self.copies, self.sigma, self.layer, self.antithetic, self.baseline)
 
 
 SPECS: dict[str, type[Spec]] = {c.kind: c for c in (Clean, Direction, Coordinate, Tangent, NoisyCopy)}

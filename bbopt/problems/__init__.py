@@ -40,6 +40,8 @@ _LAZY = {
     "Ackley": "bbopt.problems.synthetic",
     "StyblinskiTang": "bbopt.problems.synthetic",
     "BBOB": "bbopt.problems.synthetic",
+    "TorchProblem": "bbopt.problems.torch_train",
+    "ModelParams": "bbopt.params",
     "PromptTuningProblem": "bbopt.problems.prompt",
     "SORSequenceProblem": "bbopt.problems.sor",
     "MergeProblem": "bbopt.problems.merging",

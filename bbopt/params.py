@@ -1,0 +1,406 @@
+"""ModelParams: a torch module's parameters as a search space that owns its perturbations.
+
+A candidate is a small spec (:mod:`bbopt.perturbations`: a seed and a scale, a coordinate, a
+tangent, a noisy copy), never a parameter vector. The space applies a spec to the module in
+place and undoes it exactly (:mod:`bbopt.noise`: noise regenerated in chunks from the seed,
+repair lists for the entries floating point cannot round-trip), builds K perturbed copies
+stacked for one batched forward, and applies updates θ ← θ + Σ c_j z_j without storing z.
+Estimators (``bbopt.strategies.zo``) and :class:`~bbopt.problems.TorchProblem` share one
+ModelParams, so they agree on which tensors, which mask and which noise.
+
+Selection: ``select`` is None (the parameters with ``requires_grad``, e.g. a peft model's
+adapters), ``"all"``, glob patterns on names (``"*.bias"``, ``"*lora_*"``, ``"encoder.layer.5.*"``)
+or a predicate ``f(name, param) -> bool``; ``exclude`` takes the same forms. ``mask`` maps
+names to bool tensors (only True entries are perturbed and updated); :meth:`magnitude_mask`
+builds Sparse MeZO's small-magnitude mask and :meth:`random_mask` DeepZero-style layer masks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from bbopt.noise import NoiseStream, Piece, chunk_ranges
+from bbopt.perturbations import Clean, Coordinate, Direction, Spec, check_spec, spec_from_json
+from bbopt.spaces import Space
+
+Selector = None | str | Sequence[str] | Callable[[str, torch.nn.Parameter], bool]
+LAYER_TYPES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
+
+
+class ModelParams(Space):
+    """The selected parameters of ``module``; ``dim`` counts the perturbed coordinates.
+
+    ``chunk_size`` caps the transient noise (elements per chunk); ``exact=False`` skips the
+    repair lists (MeZO's arithmetic round trip: less memory, an ulp of drift per step).
+    """
+
+    compact_candidates = True
+
+    def __init__(self, module: torch.nn.Module, select: Selector = None, *, exclude: Selector = None,
+                 mask: dict[str, torch.Tensor] | None = None, chunk_size: int = 1 << 20, exact: bool = True):
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"ModelParams: module must be a torch.nn.Module, got {type(module).__name__}")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"ModelParams: chunk_size must be a positive int, got {chunk_size!r}")
+        self.module = module
+        named = select_parameters(module, select, exclude)
+        self.names = [n for n, _ in named]
+        self.tensors = [p for _, p in named]
+        _check_tensors(named)
+        self.chunk_size = chunk_size
+        self._ranges = [chunk_ranges(p.numel(), chunk_size) for p in self.tensors]
+        self.exact = bool(exact)
+        self.masks: list[torch.Tensor | None] = [None] * len(self.tensors)
+        if mask is not None:
+            self.set_mask(mask)
+        self._noise = NoiseStream(self.device)
+        self._active: Spec | None = None
+        self._pieces: dict[tuple[int, int], Piece] = {}
+        self._coord_old: torch.Tensor | None = None
+        self._sphere: dict[int, float] = {}
+        self.version = 0  # bumped by every update, so caches keyed on it stay valid
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def device(self) -> torch.device:
+        return self.tensors[0].device
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.tensors)
+
+    @property
+    def dim(self) -> int:
+        """Perturbed coordinates: masked entries only."""
+        return sum(p.numel() if m is None else int(m.sum()) for p, m in zip(self.tensors, self.masks))
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise ValueError(f"ModelParams: {name!r} is not a selected parameter") from None
+
+    # --------------------------------------------------------- space protocol
+    def sample(self, rng: np.random.Generator, n: int) -> list[Spec]:
+        """``n`` Gaussian directions of scale 1e-3 at step 0 (a random-search view of the space)."""
+        return [Direction(0, int(rng.integers(1 << 62)), 1e-3, "gaussian") for _ in range(n)]
+
+    def validate(self, candidates: Any) -> list[Spec]:
+        items = [candidates] if isinstance(candidates, Spec) else candidates
+        if not isinstance(items, (list, tuple)):
+            raise ValueError(f"ModelParams: candidates must be a list of specs, got {type(candidates).__name__}")
+        out = [check_spec(c, len(self.tensors)) for c in items]
+        for c in out:
+            if isinstance(c, Coordinate) and c.index >= self.tensors[c.tensor].numel():
+                raise ValueError(f"ModelParams: coordinate index {c.index} out of range for {self.names[c.tensor]}")
+        return out
+
+    def to_json(self, candidate: Any) -> dict:
+        return check_spec(candidate).to_json()
+
+    def from_json(self, value: Any) -> Spec:
+        return spec_from_json(value)
+
+    def describe(self) -> dict:
+        return {"type": "ModelParams", "module": type(self.module).__name__, "n_tensors": len(self.tensors),
+                "n_params": self.n_params, "dim": self.dim, "masked": any(m is not None for m in self.masks),
+                "tensors": [[n, list(p.shape)] for n, p in zip(self.names[:50], self.tensors[:50])]}
+
+    def __repr__(self) -> str:
+        return f"ModelParams({type(self.module).__name__}, {len(self.tensors)} tensors, dim={self.dim})"
+
+    # ------------------------------------------------------------------ noise
+    def chunks(self, ti: int) -> list[tuple[int, int]]:
+        """``[(start, stop)]`` of tensor ``ti``'s noise chunks."""
+        return self._ranges[ti]
+
+    def delta(self, seed: int, noise: str, ti: int, ci: int, coef: float) -> torch.Tensor:
+        """``coef·z`` for chunk ``ci`` of tensor ``ti``: float32 ``(chunk,)``, masked, regenerated."""
+        return self._raw(seed, noise, ti, ci).mul_(coef * self._factor(seed, noise))
+
+    def _raw(self, seed: int, noise: str, ti: int, ci: int) -> torch.Tensor:
+        a, b = self.chunks(ti)[ci]
+        z = self._noise.draw(seed, ti, ci, b - a, noise)
+        if self.masks[ti] is not None:
+            z.masked_fill_(~self.masks[ti].view(-1)[a:b], 0.0)
+        return z
+
+    def _factor(self, seed: int, noise: str) -> float:
+        return self._sphere_factor(seed) if noise == "sphere" else 1.0
+
+    def _sphere_factor(self, seed: int) -> float:
+        """√d / ‖z‖ (one extra pass over the noise per new seed; a few seeds are cached)."""
+        if seed not in self._sphere:
+            sq = sum(float(self._raw(seed, "sphere", ti, ci).square().sum())
+                     for ti in range(len(self.tensors)) for ci in range(len(self.chunks(ti))))
+            if len(self._sphere) >= 16:
+                self._sphere.pop(next(iter(self._sphere)))
+            self._sphere[seed] = math.sqrt(self.dim / sq) if sq > 0 else 0.0
+        return self._sphere[seed]
+
+    def direction_tensors(self, seed: int, noise: str = "gaussian") -> list[torch.Tensor]:
+        """z as full tensors shaped like the parameters (+P memory: forward-gradient tangents)."""
+        out = []
+        for ti, p in enumerate(self.tensors):
+            flat = torch.empty(p.numel(), dtype=torch.float32, device=p.device)
+            for ci, (a, b) in enumerate(self.chunks(ti)):
+                flat[a:b] = self.delta(seed, noise, ti, ci, 1.0)
+            out.append(flat.view(p.shape).to(p.dtype))
+        return out
+
+    # ------------------------------------------------------ in place, exact undo
+    @torch.no_grad()
+    def perturb(self, spec: Spec) -> None:
+        """Apply ``spec`` in place (one at a time); :meth:`restore` undoes it bit for bit."""
+        if self._active is not None:
+            raise RuntimeError("ModelParams: a perturbation is already applied; restore() it first")
+        if isinstance(spec, Direction):
+            for ti, ci, flat, piece in self._walk(spec):
+                piece.add(flat, self.delta(spec.seed, spec.noise, ti, ci, spec.scale), self.exact)
+        elif isinstance(spec, Coordinate):
+            flat = self.tensors[spec.tensor].view(-1)
+            self._coord_old = flat[spec.index].clone()
+            flat[spec.index] += spec.scale
+        elif not isinstance(spec, Clean):
+            raise TypeError(f"ModelParams: a {spec.kind} candidate is not a weight perturbation")
+        self._active = spec
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Undo the applied perturbation; the parameters are bit-identical to before."""
+        spec, self._active = self._active, None
+        if isinstance(spec, Direction):
+            for ti, ci, flat, piece in self._walk(spec):
+                piece.undo(flat, self.delta(spec.seed, spec.noise, ti, ci, spec.scale))
+            self._pieces.clear()
+        elif isinstance(spec, Coordinate):
+            self.tensors[spec.tensor].view(-1)[spec.index] = self._coord_old
+            self._coord_old = None
+
+    @torch.no_grad()
+    def move_to(self, spec: Spec) -> None:
+        """Switch from the applied perturbation to ``spec``; one noise pass when both share a seed."""
+        old = self._active
+        same_z = (isinstance(old, Direction) and isinstance(spec, Direction)
+                  and (old.seed, old.noise) == (spec.seed, spec.noise))
+        if not same_z:
+            if old is not None:
+                self.restore()
+            self.perturb(spec)
+            return
+        factor = self._factor(spec.seed, spec.noise)
+        for ti, ci, flat, piece in self._walk(spec):
+            z = self._raw(spec.seed, spec.noise, ti, ci)  # the same float32 products delta() forms
+            piece.move(flat, z.mul(old.scale * factor), z.mul_(spec.scale * factor), self.exact)
+        self._active = spec
+
+    @contextlib.contextmanager
+    def perturbed(self, spec: Spec) -> Iterator[None]:
+        """``with space.perturbed(spec): loss = ...`` — applied on entry, exactly undone on exit."""
+        self.perturb(spec)
+        try:
+            yield
+        finally:
+            self.restore()
+
+    def _walk(self, spec: Direction) -> Iterator[tuple[int, int, torch.Tensor, Piece]]:
+        for ti, p in enumerate(self.tensors):
+            flat = p.data.view(-1)
+            for ci, (a, b) in enumerate(self.chunks(ti)):
+                yield ti, ci, flat[a:b], self._pieces.setdefault((ti, ci), Piece())
+
+    @property
+    def repair_bytes(self) -> int:
+        """Memory held by the repair lists of the applied perturbation."""
+        return sum(p.nbytes for p in self._pieces.values())
+
+    # ---------------------------------------------------------------- updates
+    @torch.no_grad()
+    def add_(self, terms: Sequence[tuple[int, float, str]], decay: float = 0.0) -> None:
+        """θ ← (1 − decay)·θ (tensors of ≥ 2 dims) + Σ_j coef_j·z(seed_j): a seed-based update.
+
+        ``terms``: ``[(seed, coef, noise), ...]``; each chunk's sum is formed in fp32 and added once.
+        """
+        self._require_clean("update")
+        for ti, p in enumerate(self.tensors):
+            if decay and p.dim() >= 2:
+                p.mul_(1.0 - decay)
+            flat = p.data.view(-1)
+            for ci, (a, b) in enumerate(self.chunks(ti)):
+                acc = None
+                for seed, coef, noise in terms:
+                    d = self.delta(seed, noise, ti, ci, coef)
+                    acc = d if acc is None else acc.add_(d)
+                if acc is not None:
+                    flat[a:b] = _plus(flat[a:b], acc)
+        self.version += 1
+
+    @torch.no_grad()
+    def add_dense_(self, grads: dict[int, torch.Tensor], alpha: float, decay: float = 0.0) -> None:
+        """θ_i ← (1 − decay)·θ_i + alpha·g_i for the tensors in ``grads`` (masked entries only)."""
+        self._require_clean("update")
+        for ti, g in grads.items():
+            p = self.tensors[ti]
+            if decay and p.dim() >= 2:
+                p.mul_(1.0 - decay)
+            step = g.to(p.dtype) * alpha
+            if self.masks[ti] is not None:
+                step = step.masked_fill(~self.masks[ti], 0.0)
+            p.add_(step)
+        self.version += 1
+
+    def _require_clean(self, what: str) -> None:
+        if self._active is not None:
+            raise RuntimeError(f"ModelParams: cannot {what} while a perturbation is applied")
+
+    # ---------------------------------------------------------------- batched
+    @torch.no_grad()
+    def stacked(self, specs: Sequence[Spec], tensors: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+        """``{name: (K, *shape)}``: K perturbed copies of the chosen tensors (K·P memory), for vmap.
+
+        Each copy holds exactly the values the in-place path would apply.
+        """
+        chosen = range(len(self.tensors)) if tensors is None else tensors
+        out = {}
+        for ti in chosen:
+            p = self.tensors[ti].detach()
+            copies = p.unsqueeze(0).repeat(len(specs), *([1] * p.dim()))
+            flat = copies.view(len(specs), -1)
+            for k, spec in enumerate(specs):
+                if isinstance(spec, Direction):
+                    for ci, (a, b) in enumerate(self.chunks(ti)):
+                        flat[k, a:b] = _plus(flat[k, a:b], self.delta(spec.seed, spec.noise, ti, ci, spec.scale))
+                elif isinstance(spec, Coordinate) and spec.tensor == ti:
+                    flat[k, spec.index] += spec.scale
+                elif not isinstance(spec, (Clean, Coordinate)):
+                    raise TypeError(f"ModelParams: cannot stack a {spec.kind} candidate")
+            out[self.names[ti]] = copies
+        return out
+
+    # ------------------------------------------------------------------ masks
+    def set_mask(self, mask: dict[str, torch.Tensor | None]) -> None:
+        """Restrict perturbations and updates to the True entries (``None``: the whole tensor)."""
+        if not isinstance(mask, dict):
+            raise TypeError("ModelParams: mask must be a dict {parameter name: bool tensor}")
+        for name, m in mask.items():
+            ti = self.index(name)
+            if m is not None:
+                m = torch.as_tensor(m, device=self.device)
+                if m.dtype != torch.bool or m.shape != self.tensors[ti].shape:
+                    raise ValueError(f"ModelParams: mask for {name!r} must be a bool tensor of shape "
+                                     f"{tuple(self.tensors[ti].shape)}, got {m.dtype} {tuple(m.shape)}")
+            self.masks[ti] = m
+        self._sphere.clear()
+
+    @torch.no_grad()
+    def magnitude_mask(self, sparsity: float) -> None:
+        """Sparse MeZO: in each ≥ 2-D tensor keep the (1 − sparsity) fraction of smallest |θ|."""
+        if not 0.0 <= sparsity < 1.0:
+            raise ValueError(f"magnitude_mask: sparsity must be in [0, 1), got {sparsity!r}")
+        masks: dict[str, torch.Tensor | None] = {}
+        for name, p in zip(self.names, self.tensors):
+            if p.dim() < 2:
+                continue
+            k = max(1, round((1.0 - sparsity) * p.numel()))
+            threshold = p.detach().abs().view(-1).float().kthvalue(k).values
+            masks[name] = p.detach().abs() <= threshold
+        self.set_mask(masks)
+
+    def random_mask(self, density: float | Sequence[float], generator: torch.Generator) -> None:
+        """A random mask per tensor with the given density (one float, or one per tensor)."""
+        dens = [float(density)] * len(self.tensors) if np.isscalar(density) else [float(d) for d in density]
+        if len(dens) != len(self.tensors) or not all(0.0 < d <= 1.0 for d in dens):
+            raise ValueError(f"random_mask: density must be in (0, 1], one value or {len(self.tensors)}")
+        masks = {}
+        for name, p, d in zip(self.names, self.tensors, dens):
+            keep = torch.randperm(p.numel(), generator=generator)[: max(1, round(d * p.numel()))]
+            m = torch.zeros(p.numel(), dtype=torch.bool)
+            m[keep] = True
+            masks[name] = m.view(p.shape).to(self.device)
+        self.set_mask(masks)
+
+    # ----------------------------------------------------------------- layers
+    def noise_layers(self) -> list[tuple[str, torch.nn.Module, int | None, int | None]]:
+        """Linear / Conv1d / Conv2d / HF Conv1D modules with a selected weight or bias, in order.
+
+        ``(name, module, weight index or None, bias index or None)``: where the likelihood-ratio
+        estimator injects noise and which selected tensors its estimate covers.
+        """
+        ids = {id(p): i for i, p in enumerate(self.tensors)}
+        out = []
+        for name, mod in self.module.named_modules():
+            if isinstance(mod, LAYER_TYPES) or type(mod).__name__ == "Conv1D":
+                w = ids.get(id(getattr(mod, "weight", None)))
+                b = ids.get(id(getattr(mod, "bias", None)))
+                if w is not None or b is not None:
+                    out.append((name, mod, w, b))
+        return out
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        """Copies of the selected tensors and masks (the whole mutable state of the space)."""
+        self._require_clean("save state")
+        return {"names": list(self.names), "tensors": [p.detach().clone() for p in self.tensors],
+                "masks": [None if m is None else m.clone() for m in self.masks]}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        self._require_clean("load state")
+        if list(state["names"]) != self.names:
+            raise ValueError("ModelParams.load_state_dict: the state selects other parameters")
+        for p, v in zip(self.tensors, state["tensors"]):
+            v = torch.as_tensor(v)
+            if v.shape != p.shape:
+                raise ValueError(f"ModelParams.load_state_dict: shape {tuple(v.shape)} for {tuple(p.shape)}")
+            p.copy_(v.to(p.device, p.dtype))
+        self.masks = [None if m is None else torch.as_tensor(m).to(self.device) for m in state["masks"]]
+        self._sphere.clear()
+        self.version += 1
+
+
+def select_parameters(module: torch.nn.Module, select: Selector = None,
+                      exclude: Selector = None) -> list[tuple[str, torch.nn.Parameter]]:
+    """``[(name, parameter)]`` chosen by ``select`` and not by ``exclude`` (see the module docstring)."""
+    named = list(module.named_parameters())
+    chosen = [(n, p) for n, p in named if _matches(select, n, p, default=p.requires_grad)]
+    chosen = [(n, p) for n, p in chosen if not _matches(exclude, n, p, default=False)]
+    if not chosen:
+        sample = ", ".join(n for n, _ in named[:8])
+        raise ValueError(f"ModelParams: select={select!r} exclude={exclude!r} chose no parameters "
+                         f"(names look like: {sample or 'the module has none'})")
+    return chosen
+
+
+def _matches(selector: Selector, name: str, p: torch.nn.Parameter, default: bool) -> bool:
+    if selector is None:
+        return default
+    if selector == "all":
+        return True
+    if callable(selector):
+        return bool(selector(name, p))
+    patterns = [selector] if isinstance(selector, str) else list(selector)
+    if not all(isinstance(s, str) for s in patterns):
+        raise TypeError(f"ModelParams: select/exclude must be None, 'all', glob strings or a predicate, got {selector!r}")
+    return any(fnmatch.fnmatchcase(name, s) for s in patterns)
+
+
+def _check_tensors(named: list[tuple[str, torch.nn.Parameter]]) -> None:
+    device = named[0][1].device
+    for name, p in named:
+        if not p.is_floating_point():
+            raise TypeError(f"ModelParams: parameter {name!r} is {p.dtype}, not floating point")
+        if p.device != device:
+            raise ValueError(f"ModelParams: parameters live on {device} and {p.device} ({name!r}); use one device")
+        if not p.is_contiguous():
+            raise ValueError(f"ModelParams: parameter {name!r} is not contiguous; make it contiguous first")
+
+
+def _plus(p: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    return p + d if p.dtype == torch.float32 else (p.float() + d).to(p.dtype)
