@@ -68,6 +68,8 @@ def learner_run(name: str, nx: int, steps: int, dt: float, seed: int, omegas: li
     options: dict = {"batch_size": 1} if name == "random" else {"cost_offset": 0}  # one-arm grid: fixed ω
     if LEARNERS.get(name):
         options["context_range"] = problem.context_range
+    if name == "tsallis-inf-cb":
+        options["n_bins"] = 6  # as the reference's heat-equation run
     t0 = time.perf_counter()
     minimize(problem, name, steps, seed=seed, options=options, progress=False)
     wall = time.perf_counter() - t0

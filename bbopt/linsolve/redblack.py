@@ -133,3 +133,4 @@ def _as_split(A: Any, shape: tuple[int, int] | None) -> RedBlackSplit:
     if shape is None:
         raise ValueError("redblack_sor: pass shape=(m1, m2) with a matrix (or pass a Stencil5)")
     return RedBlackSplit(A, shape)
+

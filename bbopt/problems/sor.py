@@ -145,13 +145,15 @@ class SORSequenceProblem(Problem):
         return {k: np.asarray(v) for k, v in self._log.items()}
 
     # ------------------------------------------------------------ baselines
-    def cost_table(self, rounds: Any) -> np.ndarray:
-        """Iterations ``(len(rounds), n_arms)`` of every arm on each listed system (i.i.d. streams)."""
+    def cost_table(self, rounds: Any, arms: Any = None) -> np.ndarray:
+        """Iterations ``(len(rounds), len(arms))`` of each arm (default: all) on each listed system
+        (i.i.d. streams)."""
         self._require_iid("cost_table")
-        table = np.empty((len(rounds), self.space.n_arms), dtype=np.int64)
+        arms = range(self.space.n_arms) if arms is None else self.space.validate(arms).tolist()
+        table = np.empty((len(rounds), len(arms)), dtype=np.int64)
         for row, t in enumerate(rounds):
             system = self.stream.instance(int(t))
-            table[row] = [self.solve(system, w)[0].iterations for w in self.space.values]
+            table[row] = [self.solve(system, self.space.values[a])[0].iterations for a in arms]
         return table
 
     def young_costs(self, rounds: Any) -> np.ndarray:
