@@ -20,7 +20,7 @@ import torch
 
 from bbopt.merge import operators as ops
 from bbopt.merge.fisher import diagonal_fisher
-from bbopt.merge.fitness import Task
+from bbopt.merge.fitness import Task, loss_of
 
 TA_GRID = tuple(np.round(np.linspace(0.0, 2.0, 21), 10))
 TIES_GRID = {"density": (0.1, 0.2, 0.5, 1.0), "lambda": (0.5, 0.8, 1.1, 1.4, 1.7, 2.0)}
@@ -85,9 +85,11 @@ def dare_grid(problem: Any, axes: dict = DARE_GRID) -> BaselineResult:
     return grid(problem, "dare", pts, f"DARE grid ({len(pts)})")
 
 
-def fisher(problem: Any, expert_data: Sequence[Sequence[Task]], n_examples: int = 256,
+def fisher(problem: Any, expert_data: Sequence[Sequence[Task]] | None = None, n_examples: int = 256,
            empirical: bool = True) -> BaselineResult:
-    """Fisher merging with each expert's diagonal Fisher on its own data (1 evaluation)."""
+    """Fisher merging with each expert's diagonal Fisher on its own data (1 evaluation);
+    ``expert_data`` defaults to the problem's."""
+    expert_data = problem.expert_data if expert_data is None else expert_data
     if len(expert_data) != problem.tv.n_models:
         raise ValueError(f"fisher: expert_data needs one task list per expert ({problem.tv.n_models})")
     states = expert_states(problem)
@@ -96,8 +98,7 @@ def fisher(problem: Any, expert_data: Sequence[Sequence[Task]], n_examples: int 
     merged = ops.fisher_merge(states, fishers)
     fit = problem.score_state(merged, "fitness")
     test = problem.score_state(merged, "test") if problem.test else None
-    loss = fit["ce"] if problem.metric == "ce" else 1.0 - fit["accuracy"]
-    return BaselineResult("Fisher merging", 1, loss, None, fit, test)
+    return BaselineResult("Fisher merging", 1, loss_of(fit, problem.metric), None, fit, test)
 
 
 def search(problem: Any, optimizer: str = "cma", budget: int = 400, seed: int = 0, options: dict | None = None,

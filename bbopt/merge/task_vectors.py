@@ -90,12 +90,14 @@ class TaskVectors:
         thresholds = self._thresholds(recipe) if recipe.method == "ties" else None
         for lo, hi in self._chunks:
             a, b = int(self.offsets[lo]), int(self.offsets[hi])
-            out[a:b] = self._merge_chunk(recipe, lo, hi, a, b, thresholds, key)
+            torch.add(self.theta0[a:b], self._delta(recipe, lo, hi, a, b, thresholds, key), alpha=recipe.lam,
+                      out=out[a:b])
         return out
 
-    def _merge_chunk(self, r: Recipe, lo: int, hi: int, a: int, b: int, thr: np.ndarray | None,
-                     key: bytes | None) -> torch.Tensor:
-        tau, theta0 = self.tau[:, a:b], self.theta0[a:b]
+    def _delta(self, r: Recipe, lo: int, hi: int, a: int, b: int, thr: np.ndarray | None,
+               key: bytes | None) -> torch.Tensor:
+        """The merged task vector of tensors [lo, hi) (elements [a, b)), before λ."""
+        tau = self.tau[:, a:b]
         w = self._expand(r.weight[lo:hi], lo, hi)
         if r.method == "ties":
             tau = tau * (tau.abs() >= self._expand(thr[lo:hi], lo, hi))
@@ -103,13 +105,12 @@ class TaskVectors:
             d = self._expand(r.density[lo:hi], lo, hi)
             tau = ops.dare_rescale(tau, ops.dare_mask(self._dare_uniforms(lo, hi, a, b, key), d), d)
         if r.method in ("ties", "dare_ties"):
-            delta = ops.disjoint_merge(tau, w, ops.elect_sign(tau, w), r.normalized)
-        else:
-            delta = (w * tau).sum(0)
-            if r.normalized:
-                total = w.sum(0)
-                delta = torch.where(total != 0, delta / torch.where(total != 0, total, 1.0), 0.0)
-        return theta0 + r.lam * delta
+            return ops.disjoint_merge(tau, w, ops.elect_sign(tau, w), r.normalized)
+        delta = (w * tau).sum(0)
+        if r.normalized:
+            total = w.sum(0)
+            delta = torch.where(total != 0, delta / torch.where(total != 0, total, 1.0), 0.0)
+        return delta
 
     def _expand(self, per_tensor: np.ndarray, lo: int, hi: int) -> torch.Tensor:
         """(n_chunk_tensors, K) per-tensor values -> (K, chunk elements)."""

@@ -27,7 +27,7 @@ import yaml
 
 from bbopt.batch import candidates_of
 from bbopt.merge.dataflow import DataFlowGenome, PathModel
-from bbopt.merge.fitness import Task, as_tasks, check_racing, loss_of, overlap, race, score
+from bbopt.merge.fitness import Task, as_tasks, check_racing, loss_on, overlap, race, score
 from bbopt.merge.genome import GenomeSpec
 from bbopt.merge.recipe import Recipe
 from bbopt.merge.task_vectors import FlatModel, TaskVectors
@@ -68,7 +68,7 @@ class _MergeBase(Problem):
             tasks = self.fitness if fraction >= 1 else [t.head(max(1, math.ceil(fraction * len(t))))
                                                         for t in self.fitness]
             self.n_scored += sum(len(t) for t in tasks)
-            return loss_of(score(self._module(X[i]), tasks), self.metric)
+            return loss_on(self._module(X[i]), tasks, self.metric)
 
         return race(one, len(X), self.racing)
 
@@ -117,12 +117,14 @@ class MergeProblem(_MergeBase):
     - ``exclude``: regexes of tensors kept at the base values (never merged).
     - ``seed``: keys the DARE masks; ``dare_masks``: ``"common"`` (same uniforms for every
       candidate) or ``"candidate"`` (keyed by the candidate's genes too).
+    - ``expert_data``: each expert's own training tasks (Fisher merging baselines).
     """
 
     def __init__(self, model: torch.nn.Module, experts: Sequence[Any], fitness: Task | Sequence[Task], *,
                  genome: Any = "per_layer", test: Task | Sequence[Task] | None = None, base: Any = None,
                  metric: str = "ce", racing: Any = None, exclude: Sequence[str] = (), seed: int = 0,
-                 dare_masks: str = "common", expert_names: Sequence[str] | None = None):
+                 dare_masks: str = "common", expert_names: Sequence[str] | None = None,
+                 expert_data: Sequence[Sequence[Task]] | None = None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module (the base), got {type(model).__name__}")
         if dare_masks not in DARE_MASKS:
@@ -137,6 +139,7 @@ class MergeProblem(_MergeBase):
             raise ValueError(f"expert_names: {len(self.expert_names)} names for {len(experts)} experts")
         self.seed = int(seed)
         self.dare_masks = dare_masks
+        self.expert_data = [as_tasks(d, f"expert_data[{k}]") for k, d in enumerate(expert_data or [])]
         self.tv = TaskVectors(base_state, experts, exclude, dare_seed=child_seed(as_seed_sequence(seed), 1))
         self.flat = FlatModel(model, self.tv, base_state if base is not None else None)
         self._setup_scoring(fitness, test, metric, racing)
@@ -263,7 +266,7 @@ def digits_merge(seed: int = 0, genome: Any = "per_layer", metric: str = "ce", r
 
     w = digits_workload(seed, cache_dir=cache_dir, hidden=hidden, depth=depth)
     return MergeProblem(w.model, w.experts, w.fitness, genome=genome, test=w.test, metric=metric, racing=racing,
-                        seed=seed, dare_masks=dare_masks, expert_names=w.expert_names)
+                        seed=seed, dare_masks=dare_masks, expert_names=w.expert_names, expert_data=w.expert_data)
 
 
 def digits_dataflow(seed: int = 0, a_lambda: float = 0.5, b: str = "base", repeats: int = 2,
@@ -296,4 +299,5 @@ def minilm_merge(seed: int = 0, genome: Any = "per_layer", metric: str = "ce", r
     w = minilm_workload(seed, cache_dir=cache_dir, n_fitness=n_fitness, n_test=n_test, steps=steps,
                         encoder_config=encoder_config)
     return MergeProblem(w.model, w.experts, w.fitness, genome=genome, test=w.test, metric=metric, racing=racing,
-                        exclude=w.exclude, seed=seed, dare_masks=dare_masks, expert_names=w.expert_names)
+                        exclude=w.exclude, seed=seed, dare_masks=dare_masks, expert_names=w.expert_names,
+                        expert_data=w.expert_data)

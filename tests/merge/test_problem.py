@@ -136,3 +136,15 @@ def test_dataflow_start_is_model_a_and_search_runs(digits, tmp_path, small):
     assert load_recipe(saved["recipe"])["genome"]["method"] == "dataflow"
     state = load_merged(saved["model"])
     assert set(state) == {f"a.{k}" for k in a.state_dict()} | {f"b.{k}" for k in b.state_dict()}
+
+
+def test_overlap_check_sees_through_padding():
+    from bbopt.merge.fitness import overlap
+
+    ids = torch.tensor([[101, 7, 8, 102, 0, 0], [101, 9, 102, 0, 0, 0]])
+    a = Task("t", {"input_ids": ids, "attention_mask": (ids > 0).long()}, torch.tensor([0, 1]))
+    short = ids[:1, :4]  # the same first text, padded to a different length
+    b = Task("t", {"input_ids": short, "attention_mask": (short > 0).long()}, torch.tensor([0]))
+    assert overlap([a], [b]) == 1 and overlap([b], [a]) == 1
+    c = Task("t", {"input_ids": ids[1:, :4], "attention_mask": (ids[1:, :4] > 0).long()}, torch.tensor([1]))
+    assert overlap([b], [c]) == 0
