@@ -139,6 +139,8 @@ def test_summary_baselines_are_consistent():
     assert s["best_fixed"]["mean_iterations"] <= s["mean_iterations"]
     assert abs(s["instance_optimal_young"] - s["instance_optimal_grid"]) < 0.2 * s["instance_optimal_grid"]
     assert 1.5 <= s["best_fixed"]["omega"] <= 1.9
+    full = problem.cost_table([0, 1])
+    assert np.array_equal(problem.cost_table([0, 1], arms=[0, 3]), full[:, [0, 3]])
 
 
 @pytest.mark.parametrize("name, kwargs, options", [
