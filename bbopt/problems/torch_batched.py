@@ -34,6 +34,14 @@ class FunctionalModel:
         return getattr(self._module, name)
 
 
+def math_attention() -> Any:
+    """Scaled-dot-product attention composed of plain ops, which vmap and forward-mode AD support
+    (the fused CPU kernel has neither a batching rule nor a forward derivative)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH])
+
+
 def reduce_loss(out: Any) -> torch.Tensor:
     """A scalar from a loss that returned a scalar or per-example values ``(B,)``."""
     if not isinstance(out, torch.Tensor):
@@ -49,7 +57,8 @@ def vmap_losses(module: torch.nn.Module, loss: Callable, data: Any, stacked: dic
     def one(params: dict[str, torch.Tensor]) -> torch.Tensor:
         return reduce_loss(loss(wrap(params), data))
 
-    return vmap(one)(stacked)
+    with math_attention():
+        return vmap(one)(stacked)
 
 
 class SequentialReuse:

@@ -25,7 +25,7 @@ import torch.autograd.forward_ad as fwAD
 from bbopt.noise import mix
 from bbopt.params import ModelParams
 from bbopt.perturbations import NoisyCopy, Tangent
-from bbopt.problems.torch_batched import FunctionalModel, reduce_loss
+from bbopt.problems.torch_batched import FunctionalModel, math_attention, reduce_loss
 from bbopt.problems.torch_data import n_rows, repeat_batch
 
 
@@ -44,15 +44,16 @@ class JVP:
             return reduce_loss(self.loss(FunctionalModel(module, dict(zip(names, params))), data))
 
         primals = tuple(p.detach() for p in self.space.tensors)
-        if not self.use_forward_ad:
-            try:
-                value, dd = torch.func.jvp(f, primals, tuple(tangents))
-                return float(value), float(dd)
-            except Exception:  # e.g. functorch level errors on some HF models (pytorch #104933)
-                self.use_forward_ad = True
-        with fwAD.dual_level():
-            out = f(*(fwAD.make_dual(p, t) for p, t in zip(primals, tangents)))
-            value, dd = fwAD.unpack_dual(out)
+        with math_attention():  # fused attention kernels have no forward-mode derivative
+            if not self.use_forward_ad:
+                try:
+                    value, dd = torch.func.jvp(f, primals, tuple(tangents))
+                    return float(value), float(dd)
+                except Exception:  # e.g. functorch level errors on some HF models (pytorch #104933)
+                    self.use_forward_ad = True
+            with fwAD.dual_level():
+                out = f(*(fwAD.make_dual(p, t) for p, t in zip(primals, tangents)))
+                value, dd = fwAD.unpack_dual(out)
         return float(value), float(0.0 if dd is None else dd)
 
     def values(self, specs: Sequence[Tangent], data: Any) -> list[float]:

@@ -11,7 +11,9 @@ of a cycled stream).
 Weight perturbations are evaluated either in place (apply, forward, exact undo: memory stays at
 inference level) or batched (K stacked copies through one vmapped forward; feature reuse for
 ``nn.Sequential``). ``mode="auto"`` batches models of at most ``batch_params`` selected
-parameters whose loss vmaps, else goes in place. The model runs in eval mode (dropout off) under
+parameters whose loss vmaps, else goes in place. Tangents use ``torch.func.jvp`` (``jvp="func"``,
+falling back by itself where it fails) or ``torch.autograd.forward_ad`` (``jvp="forward_ad"``:
+about 2× faster per call on small CPU models here). The model runs in eval mode (dropout off) under
 ``torch.no_grad``. The trained model is ``problem.model``; :meth:`save` writes it as safetensors.
 """
 
@@ -50,13 +52,16 @@ class TorchProblem(Problem):
                  select: Selector = None, exclude: Selector = None, mask: dict | None = None,
                  space: ModelParams | None = None, device: str = "cpu", mode: str = "auto",
                  batch_params: int = 1_000_000, max_copies: int | None = None, feature_reuse: bool = True,
-                 optimum: float | None = None, chunk_size: int = 1 << 20, exact: bool = True, name: str | None = None):
+                 jvp: str = "func", optimum: float | None = None, chunk_size: int = 1 << 20, exact: bool = True,
+                 name: str | None = None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"TorchProblem: model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss):
             raise TypeError("TorchProblem: loss must be callable as loss(model, batch)")
         if mode not in MODES:
             raise ValueError(f"TorchProblem: mode must be one of {MODES}, got {mode!r}")
+        if jvp not in ("func", "forward_ad"):
+            raise ValueError(f"TorchProblem: jvp must be 'func' (torch.func.jvp) or 'forward_ad', got {jvp!r}")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.loss = loss
@@ -75,6 +80,7 @@ class TorchProblem(Problem):
         self._reuse = SequentialReuse(self.model, space) if feature_reuse and isinstance(model, torch.nn.Sequential) else None
         self._vmap_ok: bool | None = None
         self._jvp = JVP(space, loss)
+        self._jvp.use_forward_ad = jvp == "forward_ad"
         self._cached: tuple[int, Any] | None = None
 
     # ---------------------------------------------------------------- data

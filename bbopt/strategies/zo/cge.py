@@ -27,7 +27,7 @@ class CGE(ZOEstimator):
     """DeepZero's (sparse) CGE over :class:`ModelParams` (see the module docstring)."""
 
     def __init__(self, space: ModelParams, seed: SeedLike = None, *, lr: float = 0.1, mu: float = 5e-3,
-                 density: float = 1.0, layer_density: str = "uniform", mask_every: int = 50, grasp_q: int = 32,
+                 density: float = 1.0, layer_density: str = "uniform", mask_every: int = 10, grasp_q: int = 32,
                  rule: str = "sgd", torch_optimizer: str = "sgd", torch_options: dict | None = None,
                  weight_decay: float = 0.0, clip: float | None = None, schedule: str = "constant",
                  budget: int | None = None):
