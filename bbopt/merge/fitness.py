@@ -137,17 +137,27 @@ def check_racing(racing: Any) -> list[tuple[float, int]] | None:
 def race(evaluate: Callable[[int, float], float], n: int, stages: list[tuple[float, int]] | None) -> np.ndarray:
     """Losses of ``n`` candidates; ``evaluate(i, fraction)`` scores candidate i on a fraction.
 
-    Without stages every candidate is scored on all data. With stages, candidates that drop
-    out keep the loss of the last stage they were scored in (an unbiased, noisier estimate).
+    Without stages every candidate is scored on all data. With stages, a candidate that drops
+    out at a stage keeps its loss there, shifted up (if needed) so that it never ranks above a
+    candidate that survived that stage: the ranking a strategy sees is the race's, and the best
+    loss of a batch always comes from the full data.
     """
     plan = (stages or []) + [(1.0, n)]
     alive = np.arange(n)
     losses = np.full(n, np.nan)
+    dropped: list[np.ndarray] = []
     for fraction, keep in plan:
         for i in alive:
             losses[i] = evaluate(int(i), fraction)
         order = np.argsort(np.where(np.isfinite(losses[alive]), losses[alive], np.inf), kind="stable")
+        dropped.append(alive[order[max(1, keep):]])
         alive = alive[order[: max(1, keep)]]
+    ahead = alive
+    for out in reversed(dropped[:-1]):
+        if out.size:
+            worst_ahead = np.nanmax(losses[ahead]) if np.isfinite(losses[ahead]).any() else -np.inf
+            losses[out] += max(0.0, worst_ahead - np.nanmin(losses[out]))
+            ahead = np.concatenate([ahead, out])
     return losses
 
 
