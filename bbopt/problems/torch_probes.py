@@ -97,6 +97,9 @@ def _noisy_group(space: ModelParams, loss: Callable, data: Any,
 
     def hook_for(li: int) -> Callable:
         def hook(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+            if li in records:
+                raise ValueError(f"likelihood-ratio: layer {layers[li][0]!r} ran twice in one forward (the loss "
+                                 f"calls the model more than once); the estimator needs one call per batch")
             eps = _layer_noise(gen, group, li, output, rows)
             records[li] = (inputs[0], eps)
             return output + eps

@@ -14,7 +14,8 @@ inference level) or batched (K stacked copies through one vmapped forward; featu
 parameters whose loss vmaps, else goes in place. Tangents use ``torch.func.jvp`` (``jvp="func"``,
 falling back by itself where it fails) or ``torch.autograd.forward_ad`` (``jvp="forward_ad"``:
 about 2× faster per call on small CPU models here). The model runs in eval mode (dropout off) under
-``torch.no_grad``. The trained model is ``problem.model``; :meth:`save` writes it as safetensors.
+``torch.no_grad``. The trained model is ``problem.model``; :meth:`save` writes it as safetensors,
+and at the end of a CLI run :meth:`finalize` saves it with the ``metrics`` on the ``eval_sets``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class TorchProblem(Problem):
                  space: ModelParams | None = None, device: str = "cpu", mode: str = "auto",
                  batch_params: int = 1_000_000, max_copies: int | None = None, feature_reuse: bool = True,
                  jvp: str = "func", optimum: float | None = None, chunk_size: int = 1 << 20, exact: bool = True,
+                 eval_sets: dict[str, Any] | None = None, metrics: dict[str, Callable] | None = None,
                  name: str | None = None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"TorchProblem: model must be a torch.nn.Module, got {type(model).__name__}")
@@ -77,6 +79,8 @@ class TorchProblem(Problem):
         self.max_copies = max_copies
         self.optimum = optimum
         self.name = name or type(model).__name__
+        self.eval_sets = dict(eval_sets or {})
+        self.metrics = dict(metrics or {})
         self._reuse = SequentialReuse(self.model, space) if feature_reuse and isinstance(model, torch.nn.Sequential) else None
         self._vmap_ok: bool | None = None
         self._jvp = JVP(space, loss)
@@ -162,6 +166,20 @@ class TorchProblem(Problem):
         if count == 0:
             raise ValueError("mean_loss: data has no batches")
         return total / count
+
+    def scores(self) -> dict[str, float]:
+        """``{"<set>/<metric>": mean}`` of every metric (per-example values) on every eval set."""
+        return {f"{name}/{metric}": self.mean_loss(data, fn)
+                for name, data in self.eval_sets.items() for metric, fn in self.metrics.items()}
+
+    def finalize(self, result: Any, run_dir: str | Path) -> dict:
+        """End of a run (``bbopt solve``): save ``model.safetensors`` and ``scores.json`` in the run dir."""
+        from bbopt.serialize import write_json_atomic
+
+        run_dir = Path(run_dir)
+        scores = self.scores()
+        write_json_atomic(run_dir / "scores.json", scores)
+        return {"model": self.save(run_dir / "model.safetensors"), "scores": scores}
 
     def save(self, path: str | Path, selected_only: bool = False) -> Path:
         """Write the model (or only the selected tensors) as safetensors; returns the path."""
