@@ -64,7 +64,7 @@ class PromptTuningProblem(Problem):
                  bound: float | None = None, verbalizer: str | Verbalizer = "cosine", anchors: list[str] | None = None,
                  label_words: list[str] | None = None, scale: float = 20.0, template: str | None = None,
                  max_text_tokens: int = 48, loss: str = "ce", margin: float = 2.0, dev_every: int = 100,
-                 max_rows: int = 256, share_prefix: bool = True, projection_cache_mb: float = 256.0,
+                 max_rows: int = 128, share_prefix: bool = True, projection_cache_mb: float = 256.0,
                  device: str = "cpu", seed: int = 0):
         _check_settings(n_prompt=n_prompt, dim=dim, max_text_tokens=max_text_tokens, dev_every=dev_every,
                         max_rows=max_rows, alpha=alpha, sigma0=sigma0, margin=margin, bound=bound)
@@ -262,26 +262,28 @@ class PromptTuningProblem(Problem):
     # ---------------------------------------------------------------- factory
     @classmethod
     def from_pretrained(cls, model: str = "minilm", task: str = "tweets", shots: int = 16, n_test: int = 500,
-                        data_seed: int | None = None, test_seed: int = 0, **options: Any) -> PromptTuningProblem:
+                        seed: int = 0, data_seed: int | None = None, test_seed: int = 0,
+                        **options: Any) -> PromptTuningProblem:
         """A problem on a local model (``"minilm"`` or a folder) and a packaged task, by the few-shot protocol.
 
         ``options`` are this class's keyword settings (``deep``, ``n_prompt``, ``dim``, ...);
-        the split uses ``data_seed`` (default: ``seed``). Task defaults fill ``anchors`` /
+        ``seed`` draws the projections and, unless ``data_seed`` is given, the few-shot split
+        (the test split depends on ``test_seed`` only). Task defaults fill ``anchors`` /
         ``label_words``.
         """
         from bbopt.problems.prompt_tasks import TASKS, load_model, load_task
 
         check_options(cls.__init__, options, "problem 'prompt-tuning'",
-                      skip=("self", "model", "tokenizer", "train", "dev", "test"))
+                      skip=("self", "model", "tokenizer", "train", "dev", "test", "seed"))
         options.setdefault("verbalizer", "cosine")
         lm, tokenizer = load_model(model, with_lm_head=options["verbalizer"] == "lm")
-        splits = load_task(task, shots, options.get("seed", 0) if data_seed is None else data_seed, n_test, test_seed)
+        splits = load_task(task, shots, seed if data_seed is None else data_seed, n_test, test_seed)
         defaults = TASKS[task]
         if options["verbalizer"] == "cosine":
             options.setdefault("anchors", defaults["anchors"])
         if options["verbalizer"] == "lm":
             options.setdefault("label_words", defaults["label_words"])
-        return cls(lm, tokenizer, splits["train"], splits.get("dev"), splits.get("test"), **options)
+        return cls(lm, tokenizer, splits["train"], splits.get("dev"), splits.get("test"), seed=seed, **options)
 
 
 def _make_verbalizer(verbalizer: Any, model: Any, tokenizer: Any, anchors: Any, label_words: Any, scale: float,

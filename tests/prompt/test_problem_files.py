@@ -1,0 +1,53 @@
+"""The BBT/BBTv2 problem files: valid configs whose options the problem and optimizer accept;
+(slow) each builds on the packaged MiniLM and runs a few calls."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bbopt import Box, make_optimizer, minimize
+from bbopt.config import load_yaml, validate
+from bbopt.optimizer import check_options
+from bbopt.problems import PromptTuningProblem, get
+
+FILES = sorted((Path(__file__).resolve().parents[2] / "problems").glob("bbt*.yaml"))
+MINILM_LAYERS = 6
+
+
+def test_there_are_cpu_and_paper_files_for_bbt_and_bbtv2():
+    assert {f.name for f in FILES} >= {"bbt_tweets_cpu.yaml", "bbtv2_tweets_cpu.yaml", "bbt_tweets_paper.yaml",
+                                       "bbtv2_tweets_paper.yaml"}
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_file_is_a_valid_config_with_accepted_options(path):
+    config = validate(load_yaml(path))
+    problem = dict(config["problem"])
+    assert problem.pop("name") == "prompt-tuning"
+    factory_args = {k: problem.pop(k) for k in ("model", "task", "shots", "n_test", "seed") if k in problem}
+    check_options(PromptTuningProblem.from_pretrained, factory_args, "problem")
+    check_options(PromptTuningProblem.__init__, problem, "problem", skip=("self",))
+    spec = dict(config["optimizer"])
+    name = spec.pop("name")
+    blocks = MINILM_LAYERS if problem["deep"] else 1
+    space = Box(-np.inf, np.inf, dim=blocks * problem["dim"])
+    space.blocks = [[b * problem["dim"], (b + 1) * problem["dim"]] for b in range(blocks)]
+    opt = make_optimizer(name, space, seed=0, **spec)
+    inner = spec.get("inner_options", spec)
+    assert inner["sigma0"] == problem["sigma0"], "the projection's sigma0 must be CMA-ES's sigma0"
+    assert len(opt.ask()) == inner["popsize"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_file_builds_on_minilm_and_runs_a_few_calls(path, tmp_path):
+    config = validate(load_yaml(path))
+    kwargs = {k: v for k, v in config["problem"].items() if k != "name"}
+    kwargs.update(device="cpu", n_test=0)  # CPU here; no test split to encode for a smoke run
+    problem = get("prompt-tuning", **kwargs)
+    spec = {k: v for k, v in config["optimizer"].items() if k != "name"}
+    result = minimize(problem, config["optimizer"]["name"], 3, seed=0, options=spec)
+    assert result.n_evals == 3 and np.isfinite(result.fun)
+    report = problem.finalize(result, tmp_path)
+    assert (tmp_path / "prompt_report.json").exists() and set(report["scores"]) == {"train", "dev"}
