@@ -278,6 +278,8 @@ OPTIMIZERS: dict[str, str] = {
     "cma": "bbopt.strategies.cma:CMA",
     "nevergrad": "bbopt.strategies.nevergrad:Nevergrad",
     "rducb": "bbopt.strategies.bo.rducb:RDUCB",
+    "gp-ucb": "bbopt.strategies.bo.gp_ucb:GPUCB",
+    "turbo": "bbopt.strategies.bo.turbo:TuRBO",
     "mezo": "bbopt.strategies.zo.mezo:MeZO",
     "cge": "bbopt.strategies.zo.cge:CGE",
     "forward-gradient": "bbopt.strategies.zo.forward:ForwardGradient",

@@ -8,7 +8,7 @@ from scipy.stats import multivariate_normal
 from bbopt.strategies.bo.additive_gp import AdditiveGP, standardize
 from bbopt.strategies.bo.decomposition import Decomposition
 from bbopt.strategies.bo.kernels import Hyper
-from bbopt.strategies.bo.likelihood import fit_hyper, neg_log_likelihood
+from bbopt.strategies.bo.likelihood import Prior, fit_hyper, neg_log_likelihood
 
 
 def dense_kernel(hyper, cliques, A, B):
@@ -101,16 +101,27 @@ def test_single_clique_matches_sklearn():
     assert -nll == pytest.approx(ref.log_marginal_likelihood_value_, rel=1e-9)
 
 
-def test_fit_improves_likelihood_and_finds_relevant_dimension():
+@pytest.mark.parametrize("prior,ratio", [(None, 10.0), (Prior(), 2.0)])
+def test_fit_improves_likelihood_and_finds_relevant_dimension(prior, ratio):
+    """Only x0 matters: ML gives it nearly all the variance; the tied MAP prior still ranks it first."""
     rng = np.random.default_rng(5)
     X = rng.random((40, 3))
-    y, _, _ = standardize(np.sin(6 * X[:, 0]))  # only x0 matters
+    y, _, _ = standardize(np.sin(6 * X[:, 0]))
     dec = Decomposition.from_edges(3, np.zeros((0, 2)))
     h0 = Hyper.initial(3)
-    h1 = fit_hyper(h0, dec.cliques, X, y, max_evals=200)
+    h1 = fit_hyper(h0, dec.cliques, X, y, max_evals=200, prior=prior)
     assert neg_log_likelihood(h1, dec.cliques, X, y)[0] < neg_log_likelihood(h0, dec.cliques, X, y)[0] - 10
     var = np.exp(h1.log_var)
-    assert var[0] > 10 * max(var[1], var[2])
+    assert var[0] > ratio * max(var[1], var[2])
+
+
+def test_prior_gradient_matches_finite_differences():
+    theta = np.random.default_rng(8).normal(size=11)
+    cliques = ((0, 1), (2,), (3,), (4,))
+    prior = Prior()
+    grad = prior.penalty(theta, cliques, True)[1]
+    np.testing.assert_allclose(grad, approx_fprime(theta, lambda t: prior.penalty(t, cliques, True)[0], 1e-7),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_duplicates_and_constant_outputs_are_safe():

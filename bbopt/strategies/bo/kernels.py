@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-#: elements of one (cliques, rows, n) block: ~512 KiB of float64, cache-sized
-_BLOCK_ELEMENTS = 1 << 16
+#: elements of one (cliques, rows, n) block: ~2 MiB of float64, cache-sized
+_BLOCK_ELEMENTS = 1 << 18
 
 
 @dataclass(frozen=True)

@@ -89,12 +89,13 @@ Potentials = Callable[[list[np.ndarray]], tuple[list[np.ndarray], list[np.ndarra
 
 def zoom_minimize(potentials: Potentials, dim: int, edges: np.ndarray, rng: np.random.Generator,
                   grid_size: int = 150, n_points: int = 16, anchor: np.ndarray | None = None,
-                  ) -> tuple[np.ndarray, float]:
+                  extra: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Minimise a forest-structured function over the grid ``linspace(0, 1, grid_size)^dim``.
 
     ``potentials(states)`` gets each variable's candidate values ``(c_i,)`` and returns the
     unary ``(c_i,)`` and pairwise ``(c_i, c_j)`` tables. ``anchor: (d,)`` (e.g. the
-    incumbent, in [0, 1]) is offered in the first round. Returns the point ``(d,)`` and value.
+    incumbent, in [0, 1]) is offered in the first round and ``extra: (d, m)`` (e.g. values
+    near the incumbent) too. Returns the grid point ``(d,)`` and its value.
     """
     if n_points < 4 or grid_size < 2:
         raise ValueError(f"zoom_minimize: needs n_points ≥ 4 (so windows shrink) and grid_size ≥ 2, "
@@ -102,7 +103,7 @@ def zoom_minimize(potentials: Potentials, dim: int, edges: np.ndarray, rng: np.r
     last = grid_size - 1
     lo, hi = np.zeros(dim), np.full(dim, float(last))
     best = None if anchor is None else np.rint(np.clip(anchor, 0.0, 1.0) * last)
-    value = np.inf
+    first = None if extra is None else np.rint(np.clip(extra, 0.0, 1.0) * last)
     while True:
         spacing = (hi - lo) / max(1, n_points - 1)
         states = []
@@ -111,7 +112,10 @@ def zoom_minimize(potentials: Potentials, dim: int, edges: np.ndarray, rng: np.r
                 idx = np.arange(np.ceil(lo[i]), np.floor(hi[i]) + 1)
             else:
                 idx = np.rint(lo[i] + spacing[i] * (np.arange(n_points - 1) + rng.random()))
+            if first is not None:
+                idx = np.append(idx, first[i])
             states.append(np.unique(idx if best is None else np.append(idx, best[i])))
+        first = None
         unary, pairwise = potentials([s / last for s in states])
         choice, value = min_sum_forest(unary, edges, pairwise)
         best = np.array([states[i][choice[i]] for i in range(dim)])
