@@ -60,8 +60,7 @@ def main() -> None:
         rows.append(_row(name, res, time.time() - t))
         print(rows[-1], flush=True)
 
-    base_state = {**p.tv.unflatten(p.tv.theta0), **p.flat.rest}
-    run("base (probe heads)", lambda: _fixed(p, "base", base_state))
+    run("base (zero-shot heads)", lambda: _fixed(p, "base", p.source_state_dict()))
     for k, state in enumerate(B.expert_states(p)):
         run(f"expert {p.expert_names[k]}", lambda s=state, k=k: _fixed(p, p.expert_names[k], s))
     run("uniform soup", lambda: B.uniform_soup(p))

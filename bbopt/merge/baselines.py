@@ -114,11 +114,5 @@ def search(problem: Any, optimizer: str = "cma", budget: int = 400, seed: int = 
 
 
 def expert_states(problem: Any) -> list[dict[str, torch.Tensor]]:
-    """θ_k rebuilt from the cached task vectors (other tensors: the base module's values)."""
-    tv = problem.tv
-    base = {**tv.unflatten(tv.theta0), **problem.flat.rest}
-    out = []
-    for k in range(tv.n_models):
-        theta = tv.unflatten(tv.theta0 + tv.tau[k])
-        out.append({n: (theta[n].to(base[n].dtype).clone() if n in theta else base[n]) for n in base})
-    return out
+    """θ_k rebuilt from the cached task vectors (other tensors: the base values)."""
+    return [problem.source_state_dict(k) for k in range(problem.tv.n_models)]

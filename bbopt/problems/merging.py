@@ -184,6 +184,13 @@ class MergeProblem(_MergeBase):
     def merged_state_dict(self, x: np.ndarray) -> dict[str, torch.Tensor]:
         return {k: v.clone() for k, v in self.model_at(x).state_dict().items()}
 
+    def source_state_dict(self, k: int | None = None) -> dict[str, torch.Tensor]:
+        """The base (``k=None``) or expert ``k`` rebuilt from the cache: θ₀ (+ τ_k), rest from the base."""
+        flat = self.tv.theta0 if k is None else self.tv.theta0 + self.tv.tau[k]
+        merged = self.tv.unflatten(flat)
+        return {n: (merged[n].clone() if n in merged else self.flat.rest[n].clone())
+                for n in self.flat.module.state_dict()}
+
     def describe_candidate(self, x: np.ndarray) -> dict:
         return {"problem": "MergeProblem", "genome": self.genome.describe(x, self.expert_names)}
 

@@ -73,7 +73,7 @@ def test_merge_problem_runs_and_saves(tiny, tmp_path):
 def test_packaged_minilm_experts_beat_the_base_on_their_own_task():
     """Builds (or loads from ~/.cache/bbopt) the real experts: minutes on a CPU the first time."""
     p = get("merge-minilm", seed=0)
-    base = p.score_state(p.flat.module.state_dict() | {}, "test")
+    base = p.score_state(p.source_state_dict(), "test")
     for k, name in enumerate(["tweets", "bbc"]):
         x = np.zeros(p.space.dim)
         x.reshape(-1, 2)[:, k] = 1.0  # expert k alone

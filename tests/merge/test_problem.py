@@ -151,3 +151,12 @@ def test_overlap_check_sees_through_padding():
     assert overlap([a], [b]) == 1 and overlap([b], [a]) == 1
     c = Task("t", {"input_ids": ids[1:, :4], "attention_mask": (ids[1:, :4] > 0).long()}, torch.tensor([1]))
     assert overlap([b], [c]) == 0
+
+
+def test_source_state_dicts_rebuild_base_and_experts(digits):
+    p = make(digits)
+    base = digits.model.state_dict()
+    assert all(torch.equal(p.source_state_dict()[k], base[k]) for k in base)
+    for k, expert in enumerate(digits.experts):
+        got = p.source_state_dict(k)
+        assert all(torch.allclose(got[n], expert[n], atol=1e-6) for n in expert)
