@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-#: elements of one (cliques, rows, n) block: ~2 MiB of float64, cache-sized
-_BLOCK_ELEMENTS = 1 << 18
+#: elements of one (cliques, rows, n) block: ~256 KiB of float64, cache-sized
+_BLOCK_ELEMENTS = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,13 @@ def _blocks(n_cliques: int, n: int):
 
 def _block_kernel(S: np.ndarray, log_sig2: np.ndarray, rows: slice) -> np.ndarray:
     """σ_g² exp(−Σ_t (s_kt − s_lt)²) for every clique of a group, rows ``rows``: ``(C, b, n)``."""
-    C, k, n = S.shape
-    if k <= 2:
-        E = np.zeros((C, rows.stop - rows.start, n))
-        for t in range(k):
-            diff = S[:, t, rows, None] - S[:, t, None, :]
-            E += diff * diff
+    k = S.shape[1]
+    if k <= 2:  # explicit differences: exact and cheaper than the expansion for 1–2 variables
+        E = np.subtract(S[:, 0, rows, None], S[:, 0, None, :])
+        np.square(E, out=E)
+        if k == 2:
+            diff = np.subtract(S[:, 1, rows, None], S[:, 1, None, :])
+            E += np.square(diff, out=diff)
     else:
         sq = np.einsum("ckn,ckn->cn", S, S)
         E = np.matmul(S[:, :, rows].transpose(0, 2, 1), S)
