@@ -82,21 +82,10 @@ class PromptTuningProblem(Problem):
         self.hidden = int(model.get_input_embeddings().weight.shape[1])
         self.n_blocks = self.injector.n_layers if self.deep else 1
         self.verbalizer = _make_verbalizer(verbalizer, model, tokenizer, anchors, label_words, scale, train)
-        template = template or _TEMPLATES[self.verbalizer.score]
-        self.splits: dict[str, EncodedSplit] = {}
-        for name, data in (("train", train), ("dev", dev), ("test", test)):
-            if data is not None:
-                texts, labels = _check_data(name, data, self.verbalizer.n_classes)
-                self.splits[name] = _to(encode(tokenizer, texts, labels, template=template, n_prompt=self.n_prompt,
-                                               max_text_tokens=max_text_tokens, score=self.verbalizer.score),
-                                        self.device)
+        self.splits = self._encode({"train": train, "dev": dev, "test": test}, template, max_text_tokens)
         self.verbalizer.prepare(self)
         self.sigma_hat = self._sigma_hat()
-        seq = as_seed_sequence(seed)
-        out_dim = self.n_prompt * self.hidden
-        cache = self.n_blocks * out_dim * self.dim * 4 <= projection_cache_mb * 2**20
-        self.projections = [RandomProjection(out_dim, self.dim, projection_std(alpha, s, self.dim, sigma0),
-                                             child_seed(seq, b), cache=cache) for b, s in enumerate(self.sigma_hat)]
+        self.projections = self._projections(alpha, sigma0, seed, projection_cache_mb)
         limit = math.inf if bound is None else float(bound)
         self.space = Box(-limit, limit, dim=self.n_blocks * self.dim)
         self.space.blocks = self.blocks  # the block strategy reads the layer structure from the space
@@ -237,6 +226,25 @@ class PromptTuningProblem(Problem):
         mask_rows = mask.repeat(rows // e, 1)
         logits = self.verbalizer.logits(hidden, mask_rows, pos.repeat(rows // e))
         return logits.repeat(c * e // rows, 1).view(c, e, -1)
+
+    def _encode(self, data: dict, template: str | None, max_text_tokens: int) -> dict[str, EncodedSplit]:
+        """Each given split ``(texts, labels)`` as slotted token rows on the device."""
+        template = template or _TEMPLATES[self.verbalizer.score]
+        splits = {}
+        for name, pair in data.items():
+            if pair is not None:
+                texts, labels = _check_data(name, pair, self.verbalizer.n_classes)
+                splits[name] = _to(encode(self.tokenizer, texts, labels, template=template, n_prompt=self.n_prompt,
+                                          max_text_tokens=max_text_tokens, score=self.verbalizer.score), self.device)
+        return splits
+
+    def _projections(self, alpha: float, sigma0: float, seed: int, cache_mb: float) -> list[RandomProjection]:
+        """One A_b per block, std α·σ̂_b/(√d·σ₀), stored only when all of them fit in ``cache_mb``."""
+        out_dim = self.n_prompt * self.hidden
+        cache = self.n_blocks * out_dim * self.dim * 4 <= cache_mb * 2**20
+        seq = as_seed_sequence(seed)
+        return [RandomProjection(out_dim, self.dim, projection_std(alpha, s, self.dim, sigma0), child_seed(seq, b),
+                                 cache=cache) for b, s in enumerate(self.sigma_hat)]
 
     def _dev_score(self, z: np.ndarray) -> tuple[float, float]:
         loss, acc = self.population_scores(z[None], "dev")

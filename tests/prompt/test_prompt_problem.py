@@ -151,3 +151,26 @@ def test_gpu_matches_cpu_when_available(tokenizer, tweets):
     cpu = make("bert", tokenizer, tweets).evaluate(z)
     gpu = make("bert", tokenizer, tweets, device="cuda").evaluate(z)
     np.testing.assert_allclose(cpu, gpu, rtol=1e-4)
+
+
+def test_block_strategy_visits_the_layers_in_order(tokenizer, tweets):
+    from bbopt import make_optimizer
+
+    problem = make("bert", tokenizer, tweets, deep=True)
+    opt = make_optimizer("block", problem.space, seed=0, inner_options={"popsize": 3, "sigma0": 1.0})
+    assert opt.blocks == problem.blocks
+    visited = []
+    for _ in range(2 * problem.n_blocks):
+        batch = opt.ask()
+        z = np.asarray(batch.x)
+        visited.append([b for b, (s, e) in enumerate(problem.blocks) if np.ptp(z[:, s:e], axis=0).max() > 0])
+        opt.tell(batch, problem.evaluate(batch))
+    assert visited == [[b] for b in range(problem.n_blocks)] * 2
+
+
+def test_streamed_projections_give_the_same_losses(tokenizer, tweets):
+    kept = make("bert", tokenizer, tweets, deep=True)
+    streamed = make("bert", tokenizer, tweets, deep=True, projection_cache_mb=0)
+    assert kept.projections[0].cache and not streamed.projections[0].cache
+    z = random_z(kept, 3, scale=2.0)
+    np.testing.assert_array_equal(kept.evaluate(z), streamed.evaluate(z))
