@@ -103,3 +103,32 @@ def _sub(p: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     if p.dtype == torch.float32:
         return p - d
     return (p.float() - d).to(p.dtype)
+
+
+class FlatLayout:
+    """The selected tensors as one flat index space ``[0, N)``, cut into noise chunks.
+
+    Chunk c covers ``[c·S, min((c+1)·S, N))`` whatever tensors it spans, so many small tensors
+    share one draw. ``pieces[c]`` lists ``(tensor, a_t, b_t, a_z, b_z)``: the local flat range
+    ``[a_t, b_t)`` of a tensor inside chunk c and where it sits in the chunk's z.
+    """
+
+    def __init__(self, numels: list[int], size: int):
+        self.offsets = [0]
+        for n in numels:
+            self.offsets.append(self.offsets[-1] + n)
+        self.n = self.offsets[-1]
+        self.chunks = chunk_ranges(self.n, size)
+        self.pieces: list[list[tuple[int, int, int, int, int]]] = []
+        for a, b in self.chunks:
+            part = []
+            for ti, (start, stop) in enumerate(zip(self.offsets[:-1], self.offsets[1:])):
+                lo, hi = max(a, start), min(b, stop)
+                if lo < hi:
+                    part.append((ti, lo - start, hi - start, lo - a, hi - a))
+            self.pieces.append(part)
+
+    def chunks_of(self, ti: int) -> range:
+        """The chunks that overlap tensor ``ti``."""
+        size = self.chunks[0][1] - self.chunks[0][0]
+        return range(self.offsets[ti] // size, (self.offsets[ti + 1] - 1) // size + 1)

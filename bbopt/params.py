@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bbopt.noise import NoiseStream, Piece, chunk_ranges
+from bbopt.noise import FlatLayout, NoiseStream, Piece
 from bbopt.perturbations import Clean, Coordinate, Direction, Spec, check_spec, spec_from_json
 from bbopt.spaces import Space
 
@@ -44,7 +44,8 @@ class ModelParams(Space):
     compact_candidates = True
 
     def __init__(self, module: torch.nn.Module, select: Selector = None, *, exclude: Selector = None,
-                 mask: dict[str, torch.Tensor] | None = None, chunk_size: int = 1 << 20, exact: bool = True):
+                 mask: dict[str, torch.Tensor] | None = None, chunk_size: int = 1 << 20, exact: bool = True,
+                 flatten: bool = True):
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"ModelParams: module must be a torch.nn.Module, got {type(module).__name__}")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -55,14 +56,16 @@ class ModelParams(Space):
         self.tensors = [p for _, p in named]
         _check_tensors(named)
         self.chunk_size = chunk_size
-        self._ranges = [chunk_ranges(p.numel(), chunk_size) for p in self.tensors]
+        self.layout = FlatLayout([p.numel() for p in self.tensors], chunk_size)
+        self._flat = _flatten(self.tensors) if flatten else None
         self.exact = bool(exact)
         self.masks: list[torch.Tensor | None] = [None] * len(self.tensors)
+        self._mask_flat: torch.Tensor | None = None
         if mask is not None:
             self.set_mask(mask)
         self._noise = NoiseStream(self.device)
         self._active: Spec | None = None
-        self._pieces: dict[tuple[int, int], Piece] = {}
+        self._pieces: dict[tuple[int, int], Piece] = {}  # (chunk, view) -> repair list
         self._coord_old: torch.Tensor | None = None
         self._sphere: dict[int, float] = {}
         self.version = 0  # bumped by every update, so caches keyed on it stay valid
@@ -117,19 +120,19 @@ class ModelParams(Space):
         return f"ModelParams({type(self.module).__name__}, {len(self.tensors)} tensors, dim={self.dim})"
 
     # ------------------------------------------------------------------ noise
-    def chunks(self, ti: int) -> list[tuple[int, int]]:
-        """``[(start, stop)]`` of tensor ``ti``'s noise chunks."""
-        return self._ranges[ti]
+    @property
+    def n_chunks(self) -> int:
+        return len(self.layout.chunks)
 
-    def delta(self, seed: int, noise: str, ti: int, ci: int, coef: float) -> torch.Tensor:
-        """``coef·z`` for chunk ``ci`` of tensor ``ti``: float32 ``(chunk,)``, masked, regenerated."""
-        return self._raw(seed, noise, ti, ci).mul_(coef * self._factor(seed, noise))
+    def delta(self, seed: int, noise: str, c: int, coef: float) -> torch.Tensor:
+        """``coef·z`` for noise chunk ``c`` of the flat parameter space: float32, masked, regenerated."""
+        return self._raw(seed, noise, c).mul_(coef * self._factor(seed, noise))
 
-    def _raw(self, seed: int, noise: str, ti: int, ci: int) -> torch.Tensor:
-        a, b = self.chunks(ti)[ci]
-        z = self._noise.draw(seed, ti, ci, b - a, noise)
-        if self.masks[ti] is not None:
-            z.masked_fill_(~self.masks[ti].view(-1)[a:b], 0.0)
+    def _raw(self, seed: int, noise: str, c: int) -> torch.Tensor:
+        a, b = self.layout.chunks[c]
+        z = self._noise.draw(seed, 0, c, b - a, noise)
+        if self._mask_flat is not None:
+            z.masked_fill_(~self._mask_flat[a:b], 0.0)
         return z
 
     def _factor(self, seed: int, noise: str) -> float:
@@ -138,22 +141,38 @@ class ModelParams(Space):
     def _sphere_factor(self, seed: int) -> float:
         """√d / ‖z‖ (one extra pass over the noise per new seed; a few seeds are cached)."""
         if seed not in self._sphere:
-            sq = sum(float(self._raw(seed, "sphere", ti, ci).square().sum())
-                     for ti in range(len(self.tensors)) for ci in range(len(self.chunks(ti))))
+            sq = sum(float(self._raw(seed, "sphere", c).square().sum()) for c in range(self.n_chunks))
             if len(self._sphere) >= 16:
                 self._sphere.pop(next(iter(self._sphere)))
             self._sphere[seed] = math.sqrt(self.dim / sq) if sq > 0 else 0.0
         return self._sphere[seed]
 
+    def tensor_delta(self, terms: Sequence[tuple[int, float, str]], ti: int) -> torch.Tensor:
+        """Σ_j coef_j·z_j for tensor ``ti`` alone, float32 shaped like it (one tensor materialised)."""
+        p = self.tensors[ti]
+        out = torch.zeros(p.numel(), dtype=torch.float32, device=p.device)
+        for c in self.layout.chunks_of(ti):
+            for t, a_t, b_t, a_z, b_z in self.layout.pieces[c]:
+                if t == ti:
+                    for seed, coef, noise in terms:
+                        out[a_t:b_t] += self.delta(seed, noise, c, coef)[a_z:b_z]
+        return out.view(p.shape)
+
     def direction_tensors(self, seed: int, noise: str = "gaussian") -> list[torch.Tensor]:
         """z as full tensors shaped like the parameters (+P memory: forward-gradient tangents)."""
-        out = []
-        for ti, p in enumerate(self.tensors):
-            flat = torch.empty(p.numel(), dtype=torch.float32, device=p.device)
-            for ci, (a, b) in enumerate(self.chunks(ti)):
-                flat[a:b] = self.delta(seed, noise, ti, ci, 1.0)
-            out.append(flat.view(p.shape).to(p.dtype))
-        return out
+        out = [torch.empty(p.numel(), dtype=torch.float32, device=p.device) for p in self.tensors]
+        for c in range(self.n_chunks):
+            z = self.delta(seed, noise, c, 1.0)
+            for ti, a_t, b_t, a_z, b_z in self.layout.pieces[c]:
+                out[ti][a_t:b_t] = z[a_z:b_z]
+        return [o.view(p.shape).to(p.dtype) for o, p in zip(out, self.tensors)]
+
+    def _views(self, c: int) -> list[tuple[torch.Tensor, int, int]]:
+        """In-place targets of chunk ``c``: one slice of the flat buffer, or one per tensor piece."""
+        a, b = self.layout.chunks[c]
+        if self._flat is not None:
+            return [(self._flat[a:b], 0, b - a)]
+        return [(self.tensors[ti].data.view(-1)[a_t:b_t], a_z, b_z) for ti, a_t, b_t, a_z, b_z in self.layout.pieces[c]]
 
     # ------------------------------------------------------ in place, exact undo
     @torch.no_grad()
@@ -162,8 +181,9 @@ class ModelParams(Space):
         if self._active is not None:
             raise RuntimeError("ModelParams: a perturbation is already applied; restore() it first")
         if isinstance(spec, Direction):
-            for ti, ci, flat, piece in self._walk(spec):
-                piece.add(flat, self.delta(spec.seed, spec.noise, ti, ci, spec.scale), self.exact)
+            for c, d in self._deltas(spec):
+                for k, (view, a_z, b_z) in enumerate(self._views(c)):
+                    self._pieces.setdefault((c, k), Piece()).add(view, d[a_z:b_z], self.exact)
         elif isinstance(spec, Coordinate):
             flat = self.tensors[spec.tensor].view(-1)
             self._coord_old = flat[spec.index].clone()
@@ -177,8 +197,9 @@ class ModelParams(Space):
         """Undo the applied perturbation; the parameters are bit-identical to before."""
         spec, self._active = self._active, None
         if isinstance(spec, Direction):
-            for ti, ci, flat, piece in self._walk(spec):
-                piece.undo(flat, self.delta(spec.seed, spec.noise, ti, ci, spec.scale))
+            for c, d in self._deltas(spec):
+                for k, (view, a_z, b_z) in enumerate(self._views(c)):
+                    self._pieces[(c, k)].undo(view, d[a_z:b_z])
             self._pieces.clear()
         elif isinstance(spec, Coordinate):
             self.tensors[spec.tensor].view(-1)[spec.index] = self._coord_old
@@ -196,9 +217,11 @@ class ModelParams(Space):
             self.perturb(spec)
             return
         factor = self._factor(spec.seed, spec.noise)
-        for ti, ci, flat, piece in self._walk(spec):
-            z = self._raw(spec.seed, spec.noise, ti, ci)  # the same float32 products delta() forms
-            piece.move(flat, z.mul(old.scale * factor), z.mul_(spec.scale * factor), self.exact)
+        for c in range(self.n_chunks):
+            z = self._raw(spec.seed, spec.noise, c)  # the same float32 products delta() forms
+            d_old, d_new = z.mul(old.scale * factor), z.mul_(spec.scale * factor)
+            for k, (view, a_z, b_z) in enumerate(self._views(c)):
+                self._pieces[(c, k)].move(view, d_old[a_z:b_z], d_new[a_z:b_z], self.exact)
         self._active = spec
 
     @contextlib.contextmanager
@@ -210,11 +233,9 @@ class ModelParams(Space):
         finally:
             self.restore()
 
-    def _walk(self, spec: Direction) -> Iterator[tuple[int, int, torch.Tensor, Piece]]:
-        for ti, p in enumerate(self.tensors):
-            flat = p.data.view(-1)
-            for ci, (a, b) in enumerate(self.chunks(ti)):
-                yield ti, ci, flat[a:b], self._pieces.setdefault((ti, ci), Piece())
+    def _deltas(self, spec: Direction) -> Iterator[tuple[int, torch.Tensor]]:
+        for c in range(self.n_chunks):
+            yield c, self.delta(spec.seed, spec.noise, c, spec.scale)
 
     @property
     def repair_bytes(self) -> int:
@@ -229,17 +250,17 @@ class ModelParams(Space):
         ``terms``: ``[(seed, coef, noise), ...]``; each chunk's sum is formed in fp32 and added once.
         """
         self._require_clean("update")
-        for ti, p in enumerate(self.tensors):
-            if decay and p.dim() >= 2:
-                p.mul_(1.0 - decay)
-            flat = p.data.view(-1)
-            for ci, (a, b) in enumerate(self.chunks(ti)):
-                acc = None
-                for seed, coef, noise in terms:
-                    d = self.delta(seed, noise, ti, ci, coef)
-                    acc = d if acc is None else acc.add_(d)
-                if acc is not None:
-                    flat[a:b] = _plus(flat[a:b], acc)
+        if decay:
+            for p in self.tensors:
+                if p.dim() >= 2:
+                    p.mul_(1.0 - decay)
+        for c in range(self.n_chunks if terms else 0):
+            acc = None
+            for seed, coef, noise in terms:
+                d = self.delta(seed, noise, c, coef)
+                acc = d if acc is None else acc.add_(d)
+            for view, a_z, b_z in self._views(c):
+                view.copy_(_plus(view, acc[a_z:b_z]))
         self.version += 1
 
     @torch.no_grad()
@@ -267,22 +288,19 @@ class ModelParams(Space):
 
         Each copy holds exactly the values the in-place path would apply.
         """
-        chosen = range(len(self.tensors)) if tensors is None else tensors
-        out = {}
-        for ti in chosen:
-            p = self.tensors[ti].detach()
-            copies = p.unsqueeze(0).repeat(len(specs), *([1] * p.dim()))
-            flat = copies.view(len(specs), -1)
-            for k, spec in enumerate(specs):
-                if isinstance(spec, Direction):
-                    for ci, (a, b) in enumerate(self.chunks(ti)):
-                        flat[k, a:b] = _plus(flat[k, a:b], self.delta(spec.seed, spec.noise, ti, ci, spec.scale))
-                elif isinstance(spec, Coordinate) and spec.tensor == ti:
-                    flat[k, spec.index] += spec.scale
-                elif not isinstance(spec, (Clean, Coordinate)):
-                    raise TypeError(f"ModelParams: cannot stack a {spec.kind} candidate")
-            out[self.names[ti]] = copies
-        return out
+        chosen = list(range(len(self.tensors))) if tensors is None else list(tensors)
+        flats = {ti: self.tensors[ti].detach().reshape(1, -1).repeat(len(specs), 1) for ti in chosen}
+        for k, spec in enumerate(specs):
+            if isinstance(spec, Direction):
+                for c, d in self._deltas(spec):
+                    for ti, a_t, b_t, a_z, b_z in self.layout.pieces[c]:
+                        if ti in flats:
+                            flats[ti][k, a_t:b_t] = _plus(flats[ti][k, a_t:b_t], d[a_z:b_z])
+            elif isinstance(spec, Coordinate) and spec.tensor in flats:
+                flats[spec.tensor][k, spec.index] += spec.scale
+            elif not isinstance(spec, (Clean, Coordinate)):
+                raise TypeError(f"ModelParams: cannot stack a {spec.kind} candidate")
+        return {self.names[ti]: f.view(len(specs), *self.tensors[ti].shape) for ti, f in flats.items()}
 
     # ------------------------------------------------------------------ masks
     def set_mask(self, mask: dict[str, torch.Tensor | None]) -> None:
@@ -297,7 +315,15 @@ class ModelParams(Space):
                     raise ValueError(f"ModelParams: mask for {name!r} must be a bool tensor of shape "
                                      f"{tuple(self.tensors[ti].shape)}, got {m.dtype} {tuple(m.shape)}")
             self.masks[ti] = m
+        self._mask_changed()
+
+    def _mask_changed(self) -> None:
         self._sphere.clear()
+        if all(m is None for m in self.masks):
+            self._mask_flat = None
+            return
+        self._mask_flat = torch.cat([torch.ones(p.numel(), dtype=torch.bool, device=self.device) if m is None
+                                     else m.reshape(-1) for p, m in zip(self.tensors, self.masks)])
 
     @torch.no_grad()
     def magnitude_mask(self, sparsity: float) -> None:
@@ -361,7 +387,7 @@ class ModelParams(Space):
                 raise ValueError(f"ModelParams.load_state_dict: shape {tuple(v.shape)} for {tuple(p.shape)}")
             p.copy_(v.to(p.device, p.dtype))
         self.masks = [None if m is None else torch.as_tensor(m).to(self.device) for m in state["masks"]]
-        self._sphere.clear()
+        self._mask_changed()
         self.version += 1
 
 
@@ -400,6 +426,22 @@ def _check_tensors(named: list[tuple[str, torch.nn.Parameter]]) -> None:
             raise ValueError(f"ModelParams: parameters live on {device} and {p.device} ({name!r}); use one device")
         if not p.is_contiguous():
             raise ValueError(f"ModelParams: parameter {name!r} is not contiguous; make it contiguous first")
+
+
+def _flatten(tensors: list[torch.nn.Parameter]) -> torch.Tensor | None:
+    """Re-home the tensors as views of one contiguous buffer (same dtype and device), so a noise chunk
+    spanning many small tensors is one slice; ``None`` (tensors left as they are) otherwise."""
+    if len({(p.dtype, p.device) for p in tensors}) != 1:
+        return None
+    buffer = torch.empty(sum(p.numel() for p in tensors), dtype=tensors[0].dtype, device=tensors[0].device)
+    offset = 0
+    with torch.no_grad():
+        for p in tensors:
+            n = p.numel()
+            buffer[offset:offset + n].copy_(p.reshape(-1))
+            p.data = buffer[offset:offset + n].view(p.shape)
+            offset += n
+    return buffer
 
 
 def _plus(p: torch.Tensor, d: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from torch.func import functional_call, vmap
 
 from bbopt.params import ModelParams
 from bbopt.perturbations import Clean, Coordinate, Spec
+from bbopt.problems.torch_data import repeat_batch
 
 
 class FunctionalModel:
@@ -62,57 +63,106 @@ def vmap_losses(module: torch.nn.Module, loss: Callable, data: Any, stacked: dic
 
 
 class SequentialReuse:
-    """Feature reuse for ``nn.Sequential`` models: cached child inputs, restart at the perturbed child."""
+    """Feature reuse for ``nn.Sequential`` models: cached child inputs, restart at the perturbed child.
+
+    A coordinate of a ``Linear`` child changes its output by a rank-one term (W + μe_ieⱼᵀ)x = Wx + μxⱼeᵢ,
+    so the child's output is the cached clean output plus that term; other children are re-run on
+    their cached input with the stacked perturbed copies of their tensors.
+    """
 
     def __init__(self, model: torch.nn.Sequential, space: ModelParams):
-        self.model = model
+        self.model, self.space = model, space
         self.children = list(model.named_children())
         prefixes = [name + "." for name, _ in self.children]
         self.owner: list[int | None] = []
+        self.local: list[str] = []
         for name in space.names:
             hit = [m for m, pre in enumerate(prefixes) if name.startswith(pre)]
             self.owner.append(hit[0] if hit else None)
+            self.local.append(name[len(prefixes[hit[0]]):] if hit else name)
         self._key: Any = None
         self._x: Any = None
-        self._inputs: list[torch.Tensor] = []
+        self._acts: list[torch.Tensor] = []  # input of child m at m; the model's output last
 
     def record(self, key: Any, loss: Callable, data: Any) -> torch.Tensor:
         """The clean loss, caching each child's input (valid while ``key`` is unchanged)."""
-        self._key, self._x, self._inputs = None, None, []
+        self._key, self._x, self._acts = None, None, []
 
         def run(x: torch.Tensor, *rest: Any, **kw: Any) -> torch.Tensor:
             if rest or kw:
                 return self.model(x, *rest, **kw)
             self._x, h = x, x
             for _, child in self.children:
-                self._inputs.append(h)
+                self._acts.append(h)
                 h = child(h)
+            self._acts.append(h)
             return h
 
         value = reduce_loss(loss(_CallableModel(self.model, run), data))
-        self._key = key if len(self._inputs) == len(self.children) else None
+        self._key = key if len(self._acts) == len(self.children) + 1 else None
         return value
 
     def valid(self, key: Any) -> bool:
         return self._key is not None and self._key == key
 
-    def suffix_losses(self, m: int, loss: Callable, data: Any, stacked: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Losses of copies that differ only in child ``m``'s tensors (``stacked`` keys are full names)."""
-        prefix = self.children[m][0] + "."
-        child_params = {k[len(prefix):]: v for k, v in stacked.items()}
+    def coordinate_losses(self, m: int, specs: Sequence[Coordinate], loss: Callable, data: Any) -> torch.Tensor:
+        """Losses ``(K,)`` of coordinate perturbations owned by child ``m``: its K outputs, then the suffix."""
+        child = self.children[m][1]
+        if isinstance(child, torch.nn.Linear):
+            outputs = self._rank_one(m, specs)
+        else:
+            prefix = self.children[m][0] + "."
+            tensors = [t for t, o in enumerate(self.owner) if o == m]
+            stacked = {k[len(prefix):]: v for k, v in self.space.stacked(specs, tensors).items()}
+            outputs = vmap(lambda p: functional_call(child, p, (self._acts[m],)))(stacked)
 
-        def wrap(params: dict[str, torch.Tensor]) -> Any:
-            def run(x: torch.Tensor, *rest: Any, **kw: Any) -> torch.Tensor:
-                if rest or kw or x is not self._x:  # not the recorded call: a plain full forward
-                    full = {prefix + k: v for k, v in params.items()}
-                    return functional_call(self.model, full, (x, *rest), kw)
-                h = functional_call(self.children[m][1], params, (self._inputs[m],))
-                for _, child in self.children[m + 1:]:
-                    h = child(h)
-                return h
-            return _CallableModel(self.model, run)
+        folded = self._folded_losses(m, outputs, loss, data)
+        if folded is not None:
+            return folded
+        with math_attention():
+            return vmap(lambda h: self._suffix_loss(m, h, loss, data))(outputs)
 
-        return vmap_losses(self.model, loss, data, child_params, wrap)
+    def _folded_losses(self, m: int, outputs: torch.Tensor, loss: Callable, data: Any) -> torch.Tensor | None:
+        """All K copies as one batch of K·B rows through the rest of the model (per-example losses only)."""
+        copies, rows = outputs.shape[0], outputs.shape[1]
+        memo: dict = {}
+        replicated = repeat_batch(data, copies, memo)
+        h = outputs.reshape(copies * rows, *outputs.shape[2:])
+        per_example = loss(self._suffix_model(m, h, memo.get(id(self._x))), replicated)
+        if not isinstance(per_example, torch.Tensor) or per_example.shape != (copies * rows,):
+            return None  # a scalar loss: the caller vmaps over the copies instead
+        return per_example.float().view(copies, rows).mean(1)
+
+    def _suffix_loss(self, m: int, h: torch.Tensor, loss: Callable, data: Any) -> torch.Tensor:
+        return reduce_loss(loss(self._suffix_model(m, h, self._x), data))
+
+    def _suffix_model(self, m: int, h: torch.Tensor, expected: Any) -> Any:
+        """A model stand-in that, called on ``expected``, runs children m+1… on ``h``."""
+        def run(x: torch.Tensor, *rest: Any, **kw: Any) -> torch.Tensor:
+            if rest or kw or x is not expected:
+                raise RuntimeError("feature reuse: the loss called the model with another input than the "
+                                   "clean forward did")
+            out = h
+            for _, later in self.children[m + 1:]:
+                out = later(out)
+            return out
+        return _CallableModel(self.model, run)
+
+    def _rank_one(self, m: int, specs: Sequence[Coordinate]) -> torch.Tensor:
+        """``(K, *out)``: the clean output of Linear child ``m`` plus each coordinate's rank-one change."""
+        x, y = self._acts[m], self._acts[m + 1]
+        copies = len(specs)
+        out = y.unsqueeze(0).repeat(copies, *([1] * y.dim()))
+        index = torch.tensor([s.index for s in specs], device=y.device)
+        scale = torch.tensor([s.scale for s in specs], dtype=y.dtype, device=y.device)
+        weight = torch.tensor([self.local[s.tensor] == "weight" for s in specs], device=y.device)
+        k = torch.arange(copies, device=y.device)
+        by_unit = out.movedim(-1, 1)  # (K, out, ...): a view, so writes land in ``out``
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        rows, cols = torch.div(index[weight], x.shape[-1], rounding_mode="floor"), index[weight] % x.shape[-1]
+        by_unit[k[weight], rows] += scale[weight].view(shape) * x.movedim(-1, 0)[cols]
+        by_unit[k[~weight], index[~weight]] += scale[~weight].view(shape)
+        return out
 
 
 class _CallableModel:
@@ -144,13 +194,11 @@ def batched_values(space: ModelParams, loss: Callable, data: Any, specs: Sequenc
     for owner, idx in groups.items():
         if owner is not None and not reuse.valid(key):
             reuse.record(key, loss, data)  # the clean forward ran elsewhere: rebuild the cache
-        tensors = None if owner is None else [t for t, o in enumerate(reuse.owner) if o == owner]
         for start in range(0, len(idx), max_copies):
-            part = idx[start:start + max_copies]
-            stacked = space.stacked([specs[k] for k in part], tensors)
+            part = [specs[k] for k in idx[start:start + max_copies]]
             if owner is None:
-                values = vmap_losses(space.module, loss, data, stacked)
+                values = vmap_losses(space.module, loss, data, space.stacked(part))
             else:
-                values = reuse.suffix_losses(owner, loss, data, stacked)
-            out.update(zip(part, values.tolist()))
+                values = reuse.coordinate_losses(owner, part, loss, data)
+            out.update(zip(idx[start:start + max_copies], values.tolist()))
     return [out[k] for k in range(len(specs))]

@@ -100,14 +100,20 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def repeat_batch(batch: Any, copies: int) -> Any:
-    """Every tensor repeated ``copies`` times along dim 0, copy-major: rows ``k·B … (k+1)·B − 1``."""
+def repeat_batch(batch: Any, copies: int, memo: dict | None = None) -> Any:
+    """Every tensor repeated ``copies`` times along dim 0, copy-major: rows ``k·B … (k+1)·B − 1``.
+
+    ``memo`` (optional) receives ``id(original tensor) → repeated tensor``.
+    """
     if isinstance(batch, torch.Tensor):
-        return batch.repeat(copies, *([1] * (batch.dim() - 1))) if batch.dim() else batch
+        out = batch.repeat(copies, *([1] * (batch.dim() - 1))) if batch.dim() else batch
+        if memo is not None:
+            memo[id(batch)] = out
+        return out
     if isinstance(batch, Mapping):
-        return {k: repeat_batch(v, copies) for k, v in batch.items()}
+        return {k: repeat_batch(v, copies, memo) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(repeat_batch(v, copies) for v in batch)
+        return type(batch)(repeat_batch(v, copies, memo) for v in batch)
     return batch
 
 

@@ -10,8 +10,8 @@ of a cycled stream).
 
 Weight perturbations are evaluated either in place (apply, forward, exact undo: memory stays at
 inference level) or batched (K stacked copies through one vmapped forward; feature reuse for
-``nn.Sequential``). ``mode="auto"`` batches models of at most ``batch_params`` selected
-parameters whose loss vmaps, else goes in place. Tangents use ``torch.func.jvp`` (``jvp="func"``,
+``nn.Sequential``). ``mode="auto"`` batches steps of ≥ 4 candidates on models of at most
+``batch_params`` selected parameters whose loss vmaps, else goes in place. Tangents use ``torch.func.jvp`` (``jvp="func"``,
 falling back by itself where it fails) or ``torch.autograd.forward_ad`` (``jvp="forward_ad"``:
 about 2× faster per call on small CPU models here). The model runs in eval mode (dropout off) under
 ``torch.no_grad``. The trained model is ``problem.model``; :meth:`save` writes it as safetensors,
@@ -131,7 +131,7 @@ class TorchProblem(Problem):
     def _use_batched(self, k: int) -> bool:
         if self.mode == "batched":
             return True
-        return self.mode == "auto" and k > 1 and self._vmap_ok is not False and self.space.n_params <= self.batch_params
+        return self.mode == "auto" and k >= 4 and self._vmap_ok is not False and self.space.n_params <= self.batch_params
 
     def _copies(self) -> int:
         """Copies per vmapped call: ``max_copies``, else ~128 MB of stacked parameters."""
@@ -183,14 +183,13 @@ class TorchProblem(Problem):
 
     def save(self, path: str | Path, selected_only: bool = False) -> Path:
         """Write the model (or only the selected tensors) as safetensors; returns the path."""
-        from safetensors.torch import save_file, save_model
+        from safetensors.torch import save_file
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if selected_only:
-            save_file({n: p.detach().cpu().contiguous() for n, p in zip(self.space.names, self.space.tensors)}, str(path))
-        else:
-            save_model(self.model, str(path))
+        named = zip(self.space.names, self.space.tensors) if selected_only else self.model.state_dict().items()
+        # copies: the selected tensors are views of one buffer, and safetensors refuses shared storage
+        save_file({n: t.detach().cpu().clone().contiguous() for n, t in named}, str(path))
         return path
 
     def load(self, path: str | Path) -> None:

@@ -152,12 +152,7 @@ class TorchOptim(Rule):
 
 def seed_tensor(space: ModelParams, estimate: SeedEstimate, ti: int) -> torch.Tensor:
     """Σ_j coef_j·z_j for tensor ``ti`` as a float32 tensor shaped like it (materialised: one tensor)."""
-    p = space.tensors[ti]
-    flat = torch.zeros(p.numel(), dtype=torch.float32, device=p.device)
-    for ci, (a, b) in enumerate(space.chunks(ti)):
-        for seed, coef, noise in estimate.terms():
-            flat[a:b] += space.delta(seed, noise, ti, ci, coef)
-    return flat.view(p.shape)
+    return space.tensor_delta(estimate.terms(), ti)
 
 
 def make_rule(name: str, space: ModelParams, *, momentum: float, window: int, torch_optimizer: str,
