@@ -54,13 +54,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=200)
     args = ap.parse_args()
     pin_threads(1)
-    cases = [("digits MLP (3 experts)", "merge-digits", g, args.repeats) for g in ("per_layer", "sakana", "ties")]
+    problems: dict = {}
+    cases = [("digits MLP (3 experts)", "merge-digits", args.repeats)]
     if args.minilm:
-        cases += [("MiniLM (2 experts)", "merge-minilm", g, max(3, args.repeats // 40))
-                  for g in ("per_layer", "sakana", "ties")]
+        cases.append(("MiniLM (2 experts)", "merge-minilm", max(3, args.repeats // 40)))
     rows = []
-    for label, name, genome, repeats in cases:
-        p = get(name, seed=0, genome=genome)
+    for (label, name, repeats), genome in [(c, g) for c in cases for g in ("per_layer", "sakana", "ties")]:
+        if name not in problems:
+            problems[name] = get(name, seed=0)
+        p = problems[name].with_genome(genome)
         n_ex = sum(len(t) for t in p.fitness)
         cand, fwd, merge = measure(p, repeats)
         rows.append([label, genome, p.tv.n_params, n_ex, repeats, f"{fwd * 1e3:.2f}", f"{merge * 1e3:.2f}",

@@ -55,17 +55,25 @@ class Task:
                 outs.append(model(x) if self.forward is None else self.forward(model, x))
         return torch.cat(outs).float()
 
-    def fingerprints(self) -> set[int]:
+    def row_hashes(self) -> list[int]:
         """One hash per example's inputs, trailing zeros (padding) ignored: for overlap checks."""
         parts = [(key, t.reshape(t.shape[0], -1).cpu().numpy()) for key, t in _tensors(self.inputs)]
-        out = set()
+        out = []
         for i in range(len(self)):
             row = []
             for key, p in parts:
                 nz = np.flatnonzero(p[i])
                 row.append((key, p[i][: nz[-1] + 1 if nz.size else 0].tobytes()))
-            out.add(hash(tuple(row)))
+            out.append(hash(tuple(row)))
         return out
+
+    def fingerprints(self) -> set[int]:
+        return set(self.row_hashes())
+
+    def without(self, seen: set[int]) -> Task:
+        """The examples whose inputs are not in ``seen`` (fingerprints of other splits)."""
+        keep = torch.as_tensor([h not in seen for h in self.row_hashes()], dtype=torch.bool)
+        return Task(self.name, _select(self.inputs, keep), self.labels[keep], self.forward, self.batch_size)
 
 
 def as_tasks(tasks: Task | Sequence[Task] | None, what: str) -> list[Task]:
@@ -169,6 +177,12 @@ def _tensors(inputs: Any, key: str = "") -> Iterable[tuple[str, torch.Tensor]]:
         yield key, inputs
     else:
         raise TypeError(f"task inputs must be a tensor or a dict of tensors, got {type(inputs).__name__}")
+
+
+def _select(inputs: Any, mask: torch.Tensor) -> Any:
+    if isinstance(inputs, dict):
+        return {k: _select(v, mask) for k, v in inputs.items()}
+    return inputs[mask]
 
 
 def _slice(inputs: Any, a: int, b: int) -> Any:

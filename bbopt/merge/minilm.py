@@ -200,9 +200,12 @@ def minilm_workload(seed: int = 0, cache_dir: str | os.PathLike | None = None, n
         texts, labels = loader()
         rng = np.random.default_rng(child_seed(seq, 1, k))
         idx = _balanced_split(labels, (n_train, n_fitness, n_test), rng)
-        splits[name] = [Task(name, _tokenize(tokenizer, [texts[i] for i in ix], max_len[name]),
-                             torch.as_tensor(labels[ix]), functools.partial(call_task, task=name), batch_size=64)
-                        for ix in idx]
+        train, fit, test = [Task(name, _tokenize(tokenizer, [texts[i] for i in ix], max_len[name]),
+                                 torch.as_tensor(labels[ix]), functools.partial(call_task, task=name), batch_size=64)
+                            for ix in idx]
+        # distinct texts can still tokenize alike once truncated: keep later splits disjoint
+        fit = fit.without(train.fingerprints())
+        splits[name] = [train, fit, test.without(train.fingerprints() | fit.fingerprints())]
 
     def build() -> dict[str, dict[str, torch.Tensor]]:
         for name in splits:

@@ -40,3 +40,15 @@ def test_check_racing_rejects_bad_plans(bad):
 def test_check_racing_accepts_pairs():
     assert check_racing([[0.25, 8], [0.5, 2]]) == [(0.25, 8), (0.5, 2)]
     assert check_racing(None) is None
+
+
+def test_task_without_drops_examples_seen_elsewhere():
+    import torch
+
+    from bbopt.merge.fitness import Task
+
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    t = Task("t", {"x": x}, torch.tensor([0, 1, 2]))
+    seen = Task("t", {"x": x[1:2]}, torch.tensor([1])).fingerprints()
+    kept = t.without(seen)
+    assert kept.labels.tolist() == [0, 2] and torch.equal(kept.inputs["x"], x[[0, 2]])
