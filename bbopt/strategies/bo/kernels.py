@@ -74,47 +74,59 @@ def _groups(hyper: Hyper, cliques: tuple, X: np.ndarray) -> list[tuple[np.ndarra
 
 
 def _blocks(n_cliques: int, n: int):
+    """Row blocks of the upper triangle: ``(rows, cols)`` with ``cols = rows.start … n − 1``."""
     step = max(1, _BLOCK_ELEMENTS // max(1, n_cliques * n))
-    return (slice(s, min(s + step, n)) for s in range(0, n, step))
+    return ((slice(s, min(s + step, n)), slice(s, n)) for s in range(0, n, step))
 
 
-def _block_kernel(S: np.ndarray, log_sig2: np.ndarray, rows: slice) -> np.ndarray:
-    """σ_g² exp(−Σ_t (s_kt − s_lt)²) for every clique of a group, rows ``rows``: ``(C, b, n)``."""
+def _block_kernel(S: np.ndarray, log_sig2: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+    """σ_g² exp(−Σ_t (s_kt − s_lt)²) for every clique of a group on ``rows × cols``: ``(C, b, c)``."""
     k = S.shape[1]
     if k <= 2:  # explicit differences: exact and cheaper than the expansion for 1–2 variables
-        E = np.subtract(S[:, 0, rows, None], S[:, 0, None, :])
+        E = np.subtract(S[:, 0, rows, None], S[:, 0, None, cols])
         np.square(E, out=E)
         if k == 2:
-            diff = np.subtract(S[:, 1, rows, None], S[:, 1, None, :])
+            diff = np.subtract(S[:, 1, rows, None], S[:, 1, None, cols])
             E += np.square(diff, out=diff)
     else:
         sq = np.einsum("ckn,ckn->cn", S, S)
-        E = np.matmul(S[:, :, rows].transpose(0, 2, 1), S)
+        E = np.matmul(S[:, :, rows].transpose(0, 2, 1), S[:, :, cols])
         E *= -2.0
         E += sq[:, rows, None]
-        E += sq[:, None, :]
+        E += sq[:, None, cols]
         np.maximum(E, 0.0, out=E)
     np.subtract(log_sig2[:, None, None], E, out=E)
     return np.exp(E, out=E)
 
 
-def gram(hyper: Hyper, cliques: tuple, X: np.ndarray) -> np.ndarray:
-    """Σ_g k_g(X, X) ``(n, n)`` (no noise)."""
+def gram(hyper: Hyper, cliques: tuple, X: np.ndarray, keep: list | None = None) -> np.ndarray:
+    """Σ_g k_g(X, X) ``(n, n)`` (no noise); the upper triangle is computed and mirrored.
+
+    ``keep``: a list that receives every per-clique block, for :func:`gram_gradient` to reuse
+    (memory ≈ n²/2 floats per clique: the likelihood fit keeps n small for this reason).
+    """
     n = len(X)
     K = np.zeros((n, n))
     for _, S, log_sig2 in _groups(hyper, cliques, X):
-        for rows in _blocks(len(S), n):
-            K[rows] += _block_kernel(S, log_sig2, rows).sum(0)
-    return K
+        for rows, cols in _blocks(len(S), n):
+            E = _block_kernel(S, log_sig2, rows, cols)
+            K[rows, cols] += E.sum(0)
+            if keep is not None:
+                keep.append(E)
+    return np.triu(K) + np.triu(K, 1).T
 
 
-def gram_gradient(hyper: Hyper, cliques: tuple, X: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gram_gradient(hyper: Hyper, cliques: tuple, X: np.ndarray, W: np.ndarray,
+                  kept: list) -> tuple[np.ndarray, np.ndarray]:
     """½ tr(W ∂K/∂θ) for θ = log ℓ ``(d,)`` and log v ``(d,)``; ``W: (n, n)`` symmetric.
 
     With E_g = k_g(X, X) and s = x/(ℓ√2): ∂E_g/∂log ℓ_i = 2 E_g ⊙ (s_ki − s_li)², and
     ∂E_g/∂log v_i = (v_i/σ_g²) E_g. The squared differences are expanded so one batched
-    product A·[s, s², 1] with A = W ⊙ E_g gives all of a clique's sums.
+    product A·[s, s², 1] with A = W ⊙ E_g gives all of a clique's sums. Only the upper
+    triangle is visited: pairs right of a block's diagonal square count twice. ``kept``: the
+    blocks :func:`gram` kept for the same arguments (they are overwritten).
     """
+    blocks = iter(kept)
     n, d = X.shape
     g_ls, g_var = np.zeros(d), np.zeros(d)
     var = np.exp(hyper.log_var)
@@ -124,10 +136,12 @@ def gram_gradient(hyper: Hyper, cliques: tuple, X: np.ndarray, W: np.ndarray) ->
         M = np.concatenate([St, St * St, np.ones((len(S), n, 1))], axis=2)  # (C, n, 2k+1)
         total = np.zeros((len(S), k))
         mass = np.zeros(len(S))
-        for rows in _blocks(len(S), n):
-            A = _block_kernel(S, log_sig2, rows)
-            A *= W[rows]
-            B = np.matmul(A, M)  # (C, b, 2k+1)
+        for rows, cols in _blocks(len(S), n):
+            weight = 2.0 * W[rows, cols]
+            weight[:, : rows.stop - rows.start] *= 0.5  # the diagonal square holds both orders
+            A = next(blocks)
+            A *= weight
+            B = np.matmul(A, M[:, cols])  # (C, b, 2k+1)
             s = St[:, rows]
             r = B[:, :, -1:]
             total += (s * s * r - 2.0 * s * B[:, :, :k] + B[:, :, k:2 * k]).sum(1)

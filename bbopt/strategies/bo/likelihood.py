@@ -90,14 +90,15 @@ def neg_log_likelihood(hyper: Hyper, cliques: tuple, X: np.ndarray, y: np.ndarra
                        learn_noise: bool = True) -> tuple[float, np.ndarray]:
     """NLL and its gradient w.r.t. ``[log_ls (d), log_var (d), log_noise (if learned)]``."""
     n, d = X.shape
-    K = gram(hyper, cliques, X)
+    blocks: list = []
+    K = gram(hyper, cliques, X, keep=blocks)
     K[np.diag_indices(n)] += hyper.noise
     L = cholesky_jitter(K)
     alpha = cho_solve((L, True), y)
     nll = 0.5 * float(y @ alpha) + float(np.log(np.diag(L)).sum()) + 0.5 * n * LOG_2PI
     W = np.outer(alpha, alpha)
     W -= cho_solve((L, True), np.eye(n))
-    g_ls, g_var = gram_gradient(hyper, cliques, X, W)
+    g_ls, g_var = gram_gradient(hyper, cliques, X, W, kept=blocks)
     grad = [-g_ls, -g_var]
     if learn_noise:
         grad.append(np.array([-0.5 * hyper.noise * np.trace(W)]))

@@ -1,0 +1,87 @@
+"""Shared by the RDUCB benchmarks (R1, R2): run methods × seeds on a problem, summarise regret.
+
+Every run goes through ``bbopt.minimize`` with the method's registered defaults, so the
+numbers are what a user gets. Regret = best loss − optimum (or the best loss itself when
+the optimum is unknown). Spread: mean ± standard error over seeds; ratios are paired by seed.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import numpy as np
+from joblib import Parallel, delayed
+
+from bbopt import minimize
+from bbopt.problems import get
+
+#: label -> (registered name, options)
+METHODS = {
+    "RDUCB": ("rducb", {}),
+    "TuRBO-1": ("turbo", {}),
+    "GP-UCB (full D)": ("gp-ucb", {}),
+    "CMA-ES (bbopt)": ("cma", {}),
+    "nevergrad NGOpt": ("nevergrad", {"optimizer": "NGOpt"}),
+    "random search": ("random", {}),
+}
+
+
+def one_run(problem_spec: dict, method: str, budget: int, seed: int, checkpoints: tuple[int, ...]) -> dict:
+    """Run one method on one seed; the regret at each checkpoint and the run's wall/CPU time."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    spec = dict(problem_spec)
+    problem = get(spec.pop("name"), **spec)
+    name, options = METHODS[method]
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = minimize(problem, name, budget, seed=seed, options=dict(options), progress=False)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    losses = np.array([r["loss"] if r["loss"] is not None else np.inf for r in result.history], dtype=float)
+    best = np.minimum.accumulate(losses)
+    offset = problem.optimum if problem.optimum is not None else 0.0
+    out = {"method": method, "seed": seed, "wall": wall, "cpu": cpu,
+           "regret": {c: float(best[min(c, len(best)) - 1] - offset) for c in checkpoints}}
+    if hasattr(problem, "test_loss"):
+        out["test"] = float(problem.test_loss(result.x))
+    return out
+
+
+def run_grid(problem_spec: dict, methods: list[str], seeds: list[int], budget: int, checkpoints: tuple[int, ...],
+             jobs: int) -> list[dict]:
+    tasks = [(m, s) for m in methods for s in seeds]
+    return Parallel(n_jobs=jobs, backend="loky")(
+        delayed(one_run)(problem_spec, m, budget, s, checkpoints) for m, s in tasks)
+
+
+def mean_se(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4g}"
+    se = statistics.stdev(values) / np.sqrt(len(values))
+    return f"{statistics.mean(values):.4g} ± {se:.2g}"
+
+
+def summary_rows(runs: list[dict], methods: list[str], budget: int, checkpoints: tuple[int, ...],
+                 reference: str = "RDUCB") -> list[list]:
+    """One row per method: regret at each checkpoint (mean ± s.e.), per-seed values, paired
+    ratio reference/method at the budget, mean wall and CPU seconds per run."""
+    ref = {r["seed"]: r["regret"][budget] for r in runs if r["method"] == reference}
+    rows = []
+    for method in methods:
+        mine = sorted((r for r in runs if r["method"] == method), key=lambda r: r["seed"])
+        row = [method] + [mean_se([r["regret"][c] for r in mine]) for c in checkpoints]
+        row.append(", ".join(f"{r['regret'][budget]:.4g}" for r in mine))
+        ratios = [ref[r["seed"]] / r["regret"][budget] for r in mine if r["regret"][budget] > 0]
+        row.append(f"{statistics.mean(ratios):.3f}" if ratios and method != reference else "—")
+        if "test" in mine[0]:
+            row.append(mean_se([r["test"] for r in mine]))
+        row += [f"{statistics.mean(r['wall'] for r in mine):.0f}", f"{statistics.mean(r['cpu'] for r in mine):.0f}"]
+        rows.append(row)
+    return rows
+
+
+def header(checkpoints: tuple[int, ...], with_test: bool = False) -> list[str]:
+    cols = ["method"] + [f"regret @{c}" for c in checkpoints] + ["per seed @budget", "RDUCB / method (paired)"]
+    if with_test:
+        cols.append("test loss of best x")
+    return cols + ["wall s/run", "CPU s/run"]

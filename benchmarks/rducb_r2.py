@@ -1,0 +1,70 @@
+"""R2: RDUCB in higher dimensions and off its home ground, against the same baselines as R1.
+
+Problems: Styblinski–Tang 50-D and 100-D on [−4, 4]^D (additive), Rosenbrock 20-D on
+[−5, 10]^20 (a chained valley, not additive: trust regions are expected to win) and the
+real 65-D weighted-Lasso problem (diabetes, degree-2 features; loss = validation
+MSE/variance, optimum unknown, so its "regret" column is the loss itself and the table adds
+the held-out test loss of each run's best penalties and the best single shared penalty).
+Each problem is appended to RESULTS.md as soon as it finishes.
+
+    python benchmarks/rducb_r2.py [--problems st50 st100 rosenbrock20 lasso] [--seeds 0 1 2]
+                                  [--budget 300] [--jobs 1] [--methods ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from _rducb_runs import METHODS, header, run_grid, summary_rows
+
+from bbopt.problems import get
+
+from _report import append, pin_threads, table
+
+PROBLEMS = {
+    "st50": ({"name": "styblinski-tang", "dim": 50, "lower": -4.0, "upper": 4.0}, "Styblinski–Tang 50-D"),
+    "st100": ({"name": "styblinski-tang", "dim": 100, "lower": -4.0, "upper": 4.0}, "Styblinski–Tang 100-D"),
+    "rosenbrock20": ({"name": "rosenbrock", "dim": 20, "lower": -5.0, "upper": 10.0}, "Rosenbrock 20-D"),
+    "lasso": ({"name": "lasso", "dataset": "diabetes", "degree": 2}, "weighted Lasso, diabetes degree 2 (65-D)"),
+}
+
+
+def single_penalty_reference() -> str:
+    """The best shared log10 λ on a 51-point grid: what tuning one penalty achieves."""
+    problem = get("lasso", dataset="diabetes", degree=2)
+    grid = np.linspace(-4.0, 1.0, 51)
+    losses = problem.evaluate(np.repeat(grid[:, None], problem.dim, axis=1))
+    best = int(np.argmin(losses))
+    test = problem.test_loss(np.full(problem.dim, grid[best]))
+    return (f"Best single shared penalty (51-point grid of log10 λ): log10 λ = {grid[best]:.1f}, validation "
+            f"loss {losses[best]:.4f}, test loss {test:.4f}.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--budget", type=int, default=300)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    args = parser.parse_args()
+    threads = pin_threads(1)
+    checkpoints = (100, args.budget)
+    for key in args.problems:
+        spec, title = PROBLEMS[key]
+        runs = run_grid(spec, args.methods, args.seeds, args.budget, checkpoints, args.jobs)
+        lasso = key == "lasso"
+        body = table(header(checkpoints, with_test=lasso), summary_rows(runs, args.methods, args.budget, checkpoints))
+        finals = {m: np.mean([r["regret"][args.budget] for r in runs if r["method"] == m]) for m in args.methods}
+        ranking = ", ".join(f"{m} {v:.4g}" for m, v in sorted(finals.items(), key=lambda kv: kv[1]))
+        notes = (f"Seeds {args.seeds}; {args.budget} evaluations; threads pinned to {threads}; --jobs {args.jobs}. "
+                 f"{'Loss' if lasso else 'Regret'} = best {'validation loss' if lasso else 'f − f*'} (lower is "
+                 f"better). Ranking by mean at the budget: {ranking}.")
+        if lasso:
+            notes += " " + single_penalty_reference()
+        append(f"R2 — {title}, {args.budget} evaluations", body, notes)
+
+
+if __name__ == "__main__":
+    main()
