@@ -97,6 +97,20 @@ def test_redblack_and_lexicographic_agree_at_young_omega(c):
     assert abs(lex - rb) <= 0.1 * max(lex, rb), (lex, rb)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (4, 1), (3, 4)])
+def test_stencil_matrix_matches_its_definition(shape):
+    m1, m2 = shape
+    diag = np.arange(1.0, m1 * m2 + 1).reshape(shape)
+    ref = np.diag(diag.ravel())
+    for k in range(m1 * m2):
+        i, j = divmod(k, m2)
+        for a, c in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)):
+            if 0 <= a < m1 and 0 <= c < m2:
+                ref[k, a * m2 + c] = -0.3
+    A = Stencil5(shape, diag, 0.3).matrix()
+    assert A.has_sorted_indices and np.array_equal(A.toarray(), ref)
+
+
 def test_split_from_stencil_equals_split_from_matrix():
     st = Stencil5((5, 7), np.linspace(3, 5, 35).reshape(5, 7), 0.7)
     a, b = RedBlackSplit.from_stencil(st), RedBlackSplit(st.matrix(), (5, 7))

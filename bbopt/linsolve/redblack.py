@@ -47,14 +47,29 @@ class Stencil5:
         object.__setattr__(self, "off", float(self.off))
 
     def matrix(self) -> sp.csr_matrix:
-        """The operator as a sparse ``(m1·m2, m1·m2)`` matrix."""
-        m1, m2 = self.shape
-        n = m1 * m2
-        horiz = np.tile(np.r_[np.ones(m2 - 1), 0.0], m1)[: n - 1]
-        vert = np.ones(max(n - m2, 0))
-        A = sp.diags([self.diag.ravel(), -self.off * horiz, -self.off * horiz, -self.off * vert, -self.off * vert],
-                     [0, 1, -1, m2, -m2], shape=(n, n))
-        return sp.csr_matrix(A)
+        """The operator as a sparse ``(m1·m2, m1·m2)`` CSR matrix (sorted indices; the pattern is cached)."""
+        indptr, indices, on_diag, row = _pattern(self.shape)
+        data = np.where(on_diag, self.diag.ravel()[row], -self.off)
+        n = self.shape[0] * self.shape[1]
+        return sp.csr_matrix((data, indices.copy(), indptr.copy()), shape=(n, n))
+
+
+@lru_cache(maxsize=8)
+def _pattern(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """CSR pattern of the 5-point stencil: ``indptr, indices``, diagonal-entry mask, row of each entry."""
+    m1, m2 = shape
+    n = m1 * m2
+    i, j = np.divmod(np.arange(n), m2)
+    rows, cols = [np.arange(n)], [np.arange(n)]
+    for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        inside = (i + di >= 0) & (i + di < m1) & (j + dj >= 0) & (j + dj < m2)
+        rows.append(np.flatnonzero(inside))
+        cols.append(rows[-1] + di * m2 + dj)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    A = sp.csr_matrix((np.ones(r.size), (r, c)), shape=(n, n))
+    A.sort_indices()
+    row = np.repeat(np.arange(n), np.diff(A.indptr))
+    return A.indptr, A.indices, A.indices == row, row
 
 
 class RedBlackSplit:

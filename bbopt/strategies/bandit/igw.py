@@ -6,8 +6,8 @@ Each arm i has a linear model ŷ_i(c) = θ_i · φ(c) of its scaled excess cost
 (m = 1: arm means, no context). Arms are drawn with p_i = 1/(d + η(ŷ_i − ŷ_min)) for
 i ≠ argmin, the rest of the mass to the argmin. After each cost, with K = max cost,
 L = (max − min cost)/(b − a) and N = 2 + 4(b − a)L/K·(1 + log m): S = K·N; θ is fitted by
-least squares inside the box |θ_0| ≤ 1/N, |θ_j| ≤ 2(b − a)L/(S j) (bounded least squares
-only when the plain fit leaves the box); every arm is refitted when S changes, else the
+least squares inside the box |θ_0| ≤ 1/N, |θ_j| ≤ 2(b − a)L/(S j) (bounded least squares,
+BVLS on the QR-reduced system, only when the plain fit leaves the box); every arm is refitted when S changes, else the
 played arm. η = 2t·√(d t / (R − R_fit + 2α² t)) with R the online squared prediction error,
 R_fit the bounded fit's residual and α = (π + (2/π)log(2m + 1))/(2S(m + 1))·(b − a)L.
 """
@@ -101,9 +101,10 @@ class IGW(BanditOptimizer):
                 continue
             F, y = feats[idx][:, free], targets[idx]
             theta = np.linalg.lstsq(F, y, rcond=None)[0]
-            if (np.abs(theta) > ub[free]).any():
-                fit = lsq_linear(F, y, bounds=(-ub[free], ub[free]))
-                theta, resnorm = fit.x, 2.0 * float(fit.cost)
+            if (np.abs(theta) > ub[free]).any():  # bounded fit on the QR-reduced (≤ m × m) system
+                Q, R = np.linalg.qr(F)
+                theta = lsq_linear(R, Q.T @ y, bounds=(-ub[free], ub[free]), method="bvls").x
+                resnorm = float(((F @ theta - y) ** 2).sum())
             self.theta[i] = 0.0
             self.theta[i, free] = theta
         return resnorm
