@@ -7,13 +7,14 @@ the baselines at their evaluation counts, and CMA-ES / random search over the pe
 per expert genome at equal budgets (several search seeds). The best CMA-ES merge is saved
 with ``MergeProblem.save`` and reloaded from safetensors to check it scores the same.
 
-    python benchmarks/merge_minilm.py [--budget 150] [--search-seeds 2] [--out runs/m2]
+    python benchmarks/merge_minilm.py [--budget 150] [--search-seeds 2] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import tempfile
 import time
 
 import numpy as np
@@ -45,7 +46,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", type=int, default=150)
     ap.add_argument("--search-seeds", type=int, default=2)
-    ap.add_argument("--out", default="runs/m2-minilm")
+    ap.add_argument("--out", default=None, help="where to save the best merge (default: a temporary folder)")
     args = ap.parse_args()
     pin_threads(1)
     t0 = time.time()
@@ -77,7 +78,7 @@ def main() -> None:
                                      for s in seeds])
     run(f"random search, {label}", lambda: [B.search(p, "random", args.budget, seed=s) for s in seeds])
     best_cma = min(results[f"CMA-ES, {label}"], key=lambda r: r.loss)
-    saved = p.save(np.array(best_cma.x), args.out)
+    saved = p.save(np.array(best_cma.x), args.out or tempfile.mkdtemp(prefix="bbopt-m2-"))
     fresh = copy.deepcopy(p.flat.module)
     fresh.load_state_dict(load_merged(saved["model"]))
     reloaded = score(fresh, p.test)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -86,12 +87,18 @@ class _MergeBase(Problem):
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         recipe = {**self.describe_candidate(x), "metric": self.metric, **_plain(self.report(x))}
-        with open(out / RECIPE_FILE, "w") as fh:
-            yaml.safe_dump(recipe, fh, sort_keys=False)
         from safetensors.torch import save_file
 
         state = {k: v.detach().clone().contiguous() for k, v in self.merged_state_dict(x).items()}
-        save_file(state, out / MODEL_FILE, metadata={"bbopt": "merged model", "recipe": json.dumps(recipe)})
+        tmp_model, tmp_recipe = out / f".{MODEL_FILE}.tmp", out / f".{RECIPE_FILE}.tmp"
+        try:  # written aside, then renamed: never a half-written model next to a recipe
+            save_file(state, tmp_model, metadata={"bbopt": "merged model", "recipe": json.dumps(recipe)})
+            tmp_recipe.write_text(yaml.safe_dump(recipe, sort_keys=False))
+            os.replace(tmp_model, out / MODEL_FILE)
+            os.replace(tmp_recipe, out / RECIPE_FILE)
+        finally:
+            tmp_model.unlink(missing_ok=True)
+            tmp_recipe.unlink(missing_ok=True)
         return {"recipe": out / RECIPE_FILE, "model": out / MODEL_FILE}
 
     def finalize(self, result: Any, run_dir: str | Path) -> dict[str, Path]:
