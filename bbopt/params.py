@@ -18,19 +18,18 @@ builds Sparse MeZO's small-magnitude mask and :meth:`random_mask` DeepZero-style
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from bbopt.noise import FlatLayout, NoiseStream, Piece
+from bbopt.param_select import Selector, check_tensors, select_parameters
 from bbopt.perturbations import Clean, Coordinate, Direction, Spec, check_spec, spec_from_json
 from bbopt.spaces import Space
 
-Selector = None | str | Sequence[str] | Callable[[str, torch.nn.Parameter], bool]
 LAYER_TYPES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
 
 
@@ -39,6 +38,9 @@ class ModelParams(Space):
 
     ``chunk_size`` caps the transient noise (elements per chunk); ``exact=False`` skips the
     repair lists (MeZO's arithmetic round trip: less memory, an ulp of drift per step).
+    ``flatten=True`` re-homes the selected tensors as views of one contiguous buffer (when they
+    share dtype and device), so a noise chunk spanning many small tensors is one slice: the
+    module's parameters stay the same ``Parameter`` objects, only their storage moves.
     """
 
     compact_candidates = True
@@ -54,7 +56,7 @@ class ModelParams(Space):
         named = select_parameters(module, select, exclude)
         self.names = [n for n, _ in named]
         self.tensors = [p for _, p in named]
-        _check_tensors(named)
+        check_tensors(named)
         self.chunk_size = chunk_size
         self.layout = FlatLayout([p.numel() for p in self.tensors], chunk_size)
         self._flat = _flatten(self.tensors) if flatten else None
@@ -389,43 +391,6 @@ class ModelParams(Space):
         self.masks = [None if m is None else torch.as_tensor(m).to(self.device) for m in state["masks"]]
         self._mask_changed()
         self.version += 1
-
-
-def select_parameters(module: torch.nn.Module, select: Selector = None,
-                      exclude: Selector = None) -> list[tuple[str, torch.nn.Parameter]]:
-    """``[(name, parameter)]`` chosen by ``select`` and not by ``exclude`` (see the module docstring)."""
-    named = list(module.named_parameters())
-    chosen = [(n, p) for n, p in named if _matches(select, n, p, default=p.requires_grad)]
-    chosen = [(n, p) for n, p in chosen if not _matches(exclude, n, p, default=False)]
-    if not chosen:
-        sample = ", ".join(n for n, _ in named[:8])
-        raise ValueError(f"ModelParams: select={select!r} exclude={exclude!r} chose no parameters "
-                         f"(names look like: {sample or 'the module has none'})")
-    return chosen
-
-
-def _matches(selector: Selector, name: str, p: torch.nn.Parameter, default: bool) -> bool:
-    if selector is None:
-        return default
-    if selector == "all":
-        return True
-    if callable(selector):
-        return bool(selector(name, p))
-    patterns = [selector] if isinstance(selector, str) else list(selector)
-    if not all(isinstance(s, str) for s in patterns):
-        raise TypeError(f"ModelParams: select/exclude must be None, 'all', glob strings or a predicate, got {selector!r}")
-    return any(fnmatch.fnmatchcase(name, s) for s in patterns)
-
-
-def _check_tensors(named: list[tuple[str, torch.nn.Parameter]]) -> None:
-    device = named[0][1].device
-    for name, p in named:
-        if not p.is_floating_point():
-            raise TypeError(f"ModelParams: parameter {name!r} is {p.dtype}, not floating point")
-        if p.device != device:
-            raise ValueError(f"ModelParams: parameters live on {device} and {p.device} ({name!r}); use one device")
-        if not p.is_contiguous():
-            raise ValueError(f"ModelParams: parameter {name!r} is not contiguous; make it contiguous first")
 
 
 def _flatten(tensors: list[torch.nn.Parameter]) -> torch.Tensor | None:
