@@ -62,6 +62,7 @@ class SORSequenceProblem(Problem):
     """
 
     evaluate_has_side_effects = True
+    space: Choice
 
     def __init__(self, stream: Any, solver: str = "sor", omegas: list[float] | None = None, grid: str = "linear",
                  n_omegas: int = 20, omega_range: tuple[float, float] = (1.0, 1.95), cost: str = "iterations",
@@ -109,7 +110,7 @@ class SORSequenceProblem(Problem):
 
     def solve(self, system: LinearSystem, omega: float) -> tuple[SolveResult, float]:
         """One solve of ``system`` with relaxation ``omega``: ``(result, wall seconds)``."""
-        kw = {"tol": self.tol, "maxiter": self.maxiter}
+        kw: dict[str, Any] = {"tol": self.tol, "maxiter": self.maxiter}
         t0 = time.perf_counter()
         if self.solver == "sor":
             res = sor(system.A, system.b, omega, system.x0, kernel=self.kernel, **kw)

@@ -32,7 +32,7 @@ class BanditOptimizer(Optimizer):
         if isinstance(cost_offset, bool) or not isinstance(cost_offset, (int, float)) or not math.isfinite(cost_offset):
             raise ValueError(f"cost_offset must be a finite number (1 for iteration counts, 0 for times), got {cost_offset!r}")
         self.cost_offset = float(cost_offset)
-        self.n_arms = space.n_arms
+        self.n_arms = int(self.space.n_arms)
         self._meta: dict[int, tuple[float, float, float]] = {}  # id -> (prob, context, extra)
         self._max_excess = -math.inf
         self.n_nonfinite_skipped = 0
