@@ -174,3 +174,17 @@ def test_streamed_projections_give_the_same_losses(tokenizer, tweets):
     assert kept.projections[0].cache and not streamed.projections[0].cache
     z = random_z(kept, 3, scale=2.0)
     np.testing.assert_array_equal(kept.evaluate(z), streamed.evaluate(z))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("deep, optimizer", [(False, "cma"), (True, "block")])
+def test_minilm_search_lowers_the_training_loss(deep, optimizer):
+    from bbopt.problems import get
+
+    problem = get("prompt-tuning", deep=deep, n_prompt=5, dim=20, max_text_tokens=24, n_test=0, seed=0,
+                  alpha=0.5 if deep else 1.0, dev_every=16)
+    start = problem.score(split="train")["loss"]
+    cma = {"sigma0": 1.0, "popsize": 8, "restarts": 0}
+    result = minimize(problem, optimizer, 48, seed=0, options={"inner_options": cma} if deep else cma)
+    assert result.fun < start - 0.01, (start, result.fun)
+    assert problem.tracker.history() and problem.finalize(result)["selected"].startswith("best dev")
