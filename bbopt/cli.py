@@ -92,9 +92,11 @@ def _report(run) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from bbopt.parallel import sweep
-    from bbopt.runner import default_out
+    from bbopt.runner import default_out, safe_relative
 
     config = apply_overrides(load_yaml(args.file), args.set)
+    if args.out is None and config.get("out") is not None:
+        safe_relative(str(config["out"]), "out")
     out = args.out or config.get("out") or default_out(Path(args.file).stem)
     n_jobs = args.n_jobs if args.n_jobs is not None else config.get("n_jobs", 1)
     config["n_jobs"] = 1  # parallelism is across runs; each run evaluates in its own process

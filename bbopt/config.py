@@ -9,7 +9,7 @@ A config names a problem, an optimizer and a budget::
 
 Everything is checked — unknown keys (with the nearest valid name), types, names, the
 options each problem and optimizer accepts — *before* a run directory exists, so bad
-input leaves nothing behind. Files are read with ``yaml.safe_load`` only. A
+input leaves nothing behind. Files are read with PyYAML's safe loader only (duplicate keys refused). A
 ``module:attr`` problem is imported because the config being run names it; that is the
 only code a config can bring in.
 """
@@ -49,6 +49,21 @@ RUN_KEYS: dict[str, Any] = {
     "description": None, "grid": None, "runs": None,
 }
 SWEEP_KEYS = ("grid", "runs")
+MAX_JOBS = 1024
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses duplicate keys (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(str(key), f"appears twice in the same mapping (line {line})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -57,7 +72,11 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError("", f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as err:
+        raise ConfigError("", f"{path} cannot be read as UTF-8 text: {err}") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -109,7 +128,7 @@ def validate(config: dict) -> dict:
             extra = f"did you mean {hint[0]!r}?" if hint else f"valid keys: {', '.join(RUN_KEYS)}"
             raise ConfigError(str(key), f"unknown key; {extra}")
     out = {k: v for k, v in RUN_KEYS.items() if v is not None and k not in SWEEP_KEYS}
-    out.update({k: v for k, v in config.items() if k not in SWEEP_KEYS})
+    out.update({k: v for k, v in config.items() if k not in SWEEP_KEYS and v is not None})  # null: default
     for key in ("problem", "optimizer", "budget"):
         if key not in config:
             raise ConfigError(key, "is required")
@@ -129,8 +148,8 @@ def validate(config: dict) -> dict:
     if config.get("batch_size") is not None:
         out["batch_size"] = _int(config["batch_size"], "batch_size", minimum=1)
     n_jobs = _int(out["n_jobs"], "n_jobs", minimum=-1)
-    if n_jobs == 0:
-        raise ConfigError("n_jobs", "must be a positive integer or -1 (all cores)")
+    if n_jobs == 0 or n_jobs > MAX_JOBS:
+        raise ConfigError("n_jobs", f"must be an integer in [1, {MAX_JOBS}] or -1 (all cores), got {n_jobs}")
     out["n_jobs"] = n_jobs
     _one_of(out, "on_error", ON_ERROR)
     _one_of(out, "on_nan", ON_NAN)
@@ -161,7 +180,7 @@ def build(config: dict) -> tuple[Any, Any]:
     seq = as_seed_sequence(config["seed"])
     try:
         optimizer = make_optimizer(name, problem.space, seed=child_seed(seq, 0), **spec)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError, MemoryError) as err:
         raise ConfigError("optimizer", str(err)) from None
     return problem, optimizer
 
@@ -194,8 +213,8 @@ def build_problem(spec: dict, seed: int | None = None) -> Any:
         return problem_registry.get(name, **spec)
     except OptionError as err:
         raise ConfigError(f"problem.{err.option}", str(err)) from None
-    except (TypeError, ValueError, ImportError) as err:
-        raise ConfigError("problem", str(err)) from None
+    except (TypeError, ValueError, ImportError, OverflowError, MemoryError) as err:
+        raise ConfigError("problem", f"{err}" or type(err).__name__) from None
 
 
 def build_space(spec: Any) -> Any:
@@ -247,5 +266,6 @@ def _number(value: Any, field: str, positive: bool = False) -> float:
 
 
 def _one_of(config: dict, field: str, allowed: tuple) -> None:
-    if config[field] not in allowed:
+    value = config[field]
+    if not any(type(value) is type(a) and value == a for a in allowed):  # 0 is not False here
         raise ConfigError(field, f"must be one of {', '.join(map(str, allowed))}; got {config[field]!r}")

@@ -27,6 +27,7 @@ from bbopt.batch import Batch
 from bbopt.problem import check_losses
 
 ON_ERROR = ("raise", "record")
+_MAX_WAIT = 3600.0  # wait in slices: huge timeouts overflow the OS's time_t
 ON_NAN = ("worst", "fail")
 
 
@@ -85,8 +86,8 @@ class Evaluator:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         if on_nan not in ON_NAN:
             raise ValueError(f"on_nan must be one of {ON_NAN}, got {on_nan!r}")
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
-            raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or not -1 <= n_jobs <= 1024:
+            raise ValueError(f"n_jobs must be an integer in [1, 1024] or -1, got {n_jobs!r}")
         if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.problem, self.on_error, self.on_nan, self.timeout = problem, on_error, on_nan, timeout
@@ -216,7 +217,7 @@ class _Pool:
 
 def _wait_any(futures: list, deadline: float | None) -> None:
     """Block until one future is done or the deadline passes (any futures with ``done()``)."""
-    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    left = None if deadline is None else min(max(0.0, deadline - time.monotonic()), _MAX_WAIT)
     if all(isinstance(f, cf.Future) for f in futures):
         cf.wait(futures, timeout=left, return_when=cf.FIRST_COMPLETED)
         return

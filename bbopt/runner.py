@@ -38,6 +38,8 @@ def prepare(config: dict) -> tuple[dict, Any, Any]:
 def solve(config: dict, out: str | Path | None = None, stem: str = "run") -> Result:
     """Run ``config`` into ``out`` (or the config's ``out``, or ``runs/<stem>-<time>``)."""
     resolved, problem, optimizer = prepare(config)
+    if out is None and resolved.get("out") is not None:
+        safe_relative(resolved["out"], "out")
     run_dir = Path(out or resolved.get("out") or default_out(stem))
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError("out", f"run directory {run_dir} is not empty; use `bbopt resume {run_dir}` or another out")
@@ -45,6 +47,17 @@ def solve(config: dict, out: str | Path | None = None, stem: str = "run") -> Res
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
     return _minimize(resolved, problem, optimizer, run_dir, resume=False)
+
+
+def safe_relative(path: str, field: str) -> Path:
+    """A path named inside a config (which may come from someone else) stays below the
+    working directory: no absolute paths, no '..'. Paths given on the command line are
+    the user's own choice and are not restricted."""
+    candidate = Path(path)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        raise ConfigError(field, f"a path in a config must be relative and without '..', got {path!r}; "
+                                 "pass --out on the command line to write elsewhere")
+    return candidate
 
 
 def resume(run_dir: str | Path, overrides: dict | None = None) -> Result:

@@ -14,6 +14,10 @@ from typing import Any
 import numpy as np
 
 
+#: candidates are dense arrays: a billion-dimensional Box is a typo, not a problem
+MAX_DIM = 10**8
+
+
 class Space:
     """Base of every space; subclasses say how candidates look and how to sample them."""
 
@@ -44,16 +48,24 @@ class Box(Space):
     """
 
     def __init__(self, lower: Any, upper: Any, dim: int | None = None):
-        lower_arr = np.asarray(lower, dtype=float)
-        upper_arr = np.asarray(upper, dtype=float)
-        if dim is not None:
-            if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-                raise ValueError(f"Box: dim must be a positive integer, got {dim!r}")
-            lower_arr = np.broadcast_to(lower_arr, (int(dim),)).copy()
-            upper_arr = np.broadcast_to(upper_arr, (int(dim),)).copy()
-        lower_arr, upper_arr = np.atleast_1d(lower_arr), np.atleast_1d(upper_arr)
-        if lower_arr.ndim != 1 or upper_arr.ndim != 1:
+        try:
+            lower_arr = np.asarray(lower, dtype=float)
+            upper_arr = np.asarray(upper, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"Box: bounds must be numbers or sequences of numbers, got {lower!r}, {upper!r}") from None
+        if lower_arr.ndim > 1 or upper_arr.ndim > 1:
             raise ValueError("Box: lower and upper must be scalars or 1-D sequences")
+        if lower_arr.size == 0 or upper_arr.size == 0:
+            raise ValueError("Box: lower and upper must not be empty")
+        if dim is not None:
+            if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= dim <= MAX_DIM:
+                raise ValueError(f"Box: dim must be an integer in [1, {MAX_DIM:.0e}], got {dim!r}")
+            for name, arr in (("lower", lower_arr), ("upper", upper_arr)):
+                if arr.size not in (1, int(dim)):
+                    raise ValueError(f"Box: {name} has {arr.size} entries but dim is {dim}")
+            lower_arr = np.broadcast_to(lower_arr.reshape(-1), (int(dim),)).copy()
+            upper_arr = np.broadcast_to(upper_arr.reshape(-1), (int(dim),)).copy()
+        lower_arr, upper_arr = np.atleast_1d(lower_arr), np.atleast_1d(upper_arr)
         if lower_arr.shape != upper_arr.shape:
             if lower_arr.size == 1:
                 lower_arr = np.full(upper_arr.shape, lower_arr[0])

@@ -23,7 +23,7 @@ def test_box_per_dimension_bounds_and_sampling_stay_inside():
     [
         (1, 0, 3, "lower must be < upper"),
         ([0, 0], [1, 1, 1], None, "lower has 2 entries but upper has 3"),
-        (0, 1, 0, "dim must be a positive integer"),
+        (0, 1, 0, "dim must be an integer in"),
         (np.nan, 1, 2, "must not be NaN"),
         ([[0, 1]], [[1, 2]], None, "1-D"),
     ],

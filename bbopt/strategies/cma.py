@@ -10,6 +10,7 @@ generation goes to pycma once all of its members are back.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -25,8 +26,20 @@ _IGNORED_STOPS = {"callback"}
 _BOUND_HANDLERS = {"transform": cma.BoundTransform, "penalty": cma.BoundPenalty}
 
 
+def _start_point(space: Box, x0: Any) -> np.ndarray:
+    try:
+        x = np.asarray(x0, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"cma: x0 must be a list of {space.dim} numbers, got {x0!r}") from None
+    if x.shape != (space.dim,) or not np.isfinite(x).all() or not space.contains(x).all():
+        raise ValueError(f"cma: x0 must be {space.dim} finite numbers inside the box, got {x0!r}")
+    return x
+
+
 def _check_cma_options(options: dict | None) -> dict:
     """pycma ``eval``s string option values: accept only plain numbers, booleans and lists."""
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"cma: cma_options must be a mapping of pycma options, got {options!r}")
     options = dict(options or {})
     known = cma.CMAOptions()
     for key, value in options.items():
@@ -78,21 +91,25 @@ class CMA(Optimizer):
         cma_options: dict | None = None,
     ):
         super().__init__(space, seed)
-        if not (isinstance(sigma0, (int, float)) and sigma0 > 0):
+        if isinstance(sigma0, bool) or not (isinstance(sigma0, (int, float)) and 0 < sigma0 < math.inf):
             raise ValueError(f"cma: sigma0 must be a positive number, got {sigma0!r}")
-        if popsize is not None and (not isinstance(popsize, int) or popsize < 2):
-            raise ValueError(f"cma: popsize must be an integer ≥ 2, got {popsize!r}")
-        if not isinstance(restarts, int) or restarts < 0:
+        if isinstance(popsize_factor, bool) or not (isinstance(popsize_factor, (int, float))
+                                                    and 1 <= popsize_factor <= 100):
+            raise ValueError(f"cma: popsize_factor must be a number in [1, 100], got {popsize_factor!r}")
+        if popsize is not None and (isinstance(popsize, bool) or not isinstance(popsize, int)
+                                    or not 2 <= popsize <= 10**5):
+            raise ValueError(f"cma: popsize must be an integer in [2, 10^5], got {popsize!r}")
+        if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0:
             raise ValueError(f"cma: restarts must be a non-negative integer, got {restarts!r}")
-        if diagonal not in (True, False, "auto"):
+        if not isinstance(diagonal, (bool, str)) or diagonal not in (True, False, "auto"):
             raise ValueError(f"cma: diagonal must be true, false or 'auto', got {diagonal!r}")
         self.sigma0 = float(sigma0)
-        self.x0 = None if x0 is None else space.validate(x0)[0]
+        self.x0 = None if x0 is None else _start_point(space, x0)
         self.popsize = popsize
         self.restarts = restarts
         self.popsize_factor = float(popsize_factor)
         self.diagonal = (space.dim >= 200) if diagonal == "auto" else bool(diagonal)
-        if bounds_handling not in _BOUND_HANDLERS:
+        if not isinstance(bounds_handling, str) or bounds_handling not in _BOUND_HANDLERS:
             raise ValueError(f"cma: bounds_handling must be 'transform' or 'penalty', got {bounds_handling!r}")
         self.bounds_handling = bounds_handling
         self.cma_options = _check_cma_options(cma_options)

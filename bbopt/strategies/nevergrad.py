@@ -44,12 +44,12 @@ class Nevergrad(Optimizer):
         num_workers: int = 1,
     ):
         super().__init__(space, seed)
-        if optimizer not in ng.optimizers.registry:
+        if not isinstance(optimizer, str) or optimizer not in ng.optimizers.registry:
             raise ValueError(unknown_name_message("nevergrad optimizer", str(optimizer), ng.optimizers.registry))
-        if budget is not None and (not isinstance(budget, int) or budget < 1):
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise ValueError(f"nevergrad: budget must be a positive integer, got {budget!r}")
-        if not isinstance(num_workers, int) or num_workers < 1:
-            raise ValueError(f"nevergrad: num_workers must be a positive integer, got {num_workers!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or not 1 <= num_workers <= 10**4:
+            raise ValueError(f"nevergrad: num_workers must be an integer in [1, 10^4], got {num_workers!r}")
         self.optimizer_name = optimizer
         self.budget = budget
         self.num_workers = num_workers

@@ -20,8 +20,8 @@ class RandomSearch(Optimizer):
     supported_spaces = (Box, Choice)
 
     def __init__(self, space: Space, seed: SeedLike = None, batch_size: int = 10):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"random: batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 10**6:
+            raise ValueError(f"random: batch_size must be an integer in [1, 10^6], got {batch_size!r}")
         if isinstance(space, Box) and not space.bounded:
             raise ValueError("random: needs a Box with finite bounds")
         super().__init__(space, seed)
