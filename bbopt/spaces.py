@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-
 #: candidates are dense arrays: a billion-dimensional Box is a typo, not a problem
 MAX_DIM = 10**8
 

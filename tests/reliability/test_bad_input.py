@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from bbopt import Box, make_optimizer
 from bbopt.cli import main
 
+
 @pytest.fixture(autouse=True, scope="module")
 def bounded_memory():
     """Generated inputs must never take the machine down: past 12 GB an allocation fails."""
