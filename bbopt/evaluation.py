@@ -166,7 +166,7 @@ class _Pool:
             done, lost = self._round(problem, [b for b, _ in running], isolate, timeout)
             for batch, out in done:
                 results.update(zip(batch.ids.tolist(), zip(out.losses.tolist(), out.status, out.errors)))
-            retry = []
+            retry: list[tuple[Batch, bool]] = []
             for batch, reason in lost:
                 if len(batch) > 1:
                     retry.extend((batch.subset([k]), True) for k in range(len(batch)))

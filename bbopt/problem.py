@@ -22,7 +22,7 @@ from bbopt.spaces import Box, Choice, Space
 class Problem:
     """Base class for problems (subclassing is optional: the protocol is duck-typed)."""
 
-    space: Space
+    space: Any  # a Space; concrete problems narrow it (Box, Choice, ModelParams)
     optimum: float | None = None
     max_batch: int | None = None
     #: True when evaluate() changes state the checkpoint carries (e.g. a warm start): then
