@@ -99,9 +99,15 @@ class Box(Space):
 
     @property
     def center(self) -> np.ndarray:
-        if not self.bounded:
-            return np.where(np.isfinite(self.lower + self.upper), (self.lower + self.upper) / 2, 0.0)
-        return (self.lower + self.upper) / 2
+        """The box centre; 0 (or the finite bound) where a dimension is unbounded."""
+        if self.bounded:
+            return (self.lower + self.upper) / 2
+        lo, hi = np.isfinite(self.lower), np.isfinite(self.upper)
+        out = np.zeros(self.dim)
+        out[lo & hi] = (self.lower[lo & hi] + self.upper[lo & hi]) / 2
+        out[lo & ~hi] = np.maximum(self.lower[lo & ~hi], 0.0)
+        out[~lo & hi] = np.minimum(self.upper[~lo & hi], 0.0)
+        return out
 
     @property
     def width(self) -> np.ndarray:
