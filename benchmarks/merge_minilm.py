@@ -88,9 +88,11 @@ def main() -> None:
                     key=lambda k: np.mean([r.test["accuracy"] for r in results[k]]))
     cma_acc = np.mean([r.test["accuracy"] for r in results[f"CMA-ES, {label}"]]) * 100
     base_acc = np.mean([r.test["accuracy"] for r in results[best_base]]) * 100
+    sizes = lambda tasks: " / ".join(f"{t.name} {len(t)}" for t in tasks)  # noqa: E731
     notes = (f"One expert set (workload seed 0), {args.search_seeds} search seeds × {args.budget} evaluations for "
-             f"each search; fitness = mean cross-entropy over both tasks' 48-example fitness splits; test = 300 "
-             f"examples per task; torch threads 1; {time.time() - t0:.0f} s in all. Bar (M2): evolved merge ≥ best "
+             f"each search; fitness = mean cross-entropy over both tasks' fitness splits ({sizes(p.fitness)} "
+             f"examples); test: {sizes(p.test)} examples; torch threads 1; {time.time() - t0:.0f} s in all. "
+             f"Bar (M2): evolved merge ≥ best "
              f"baseline: CMA-ES {cma_acc:.1f}% vs best baseline ({best_base}) {base_acc:.1f}% mean test accuracy. "
              f"Best CMA-ES merge saved to {saved['model']} and reloaded: test accuracy "
              f"{reloaded['accuracy'] * 100:.2f}% vs {best_cma.test['accuracy'] * 100:.2f}% before saving.")
