@@ -26,7 +26,7 @@ import yaml
 
 from bbopt import problems as problem_registry
 from bbopt.evaluation import ON_ERROR, ON_NAN
-from bbopt.optimizer import OptionError, check_options, make_optimizer, optimizer_class
+from bbopt.optimizer import OptionError, check_options, make_optimizer, optimizer_class, run_defaults
 from bbopt.problem import FunctionProblem
 from bbopt.seeding import as_seed_sequence, child_seed, int_seed
 from bbopt.spaces import Box, Choice
@@ -173,10 +173,7 @@ def build(config: dict) -> tuple[Any, Any]:
         check_options(cls, spec, f"optimizer {name!r}")
     except OptionError as err:
         raise ConfigError(f"optimizer.{err.option}", str(err)) from None
-    import inspect
-
-    if "budget" in inspect.signature(cls).parameters and "budget" not in spec:
-        spec["budget"] = config["budget"]
+    spec = run_defaults(cls, spec, problem, config["budget"])
     seq = as_seed_sequence(config["seed"])
     try:
         optimizer = make_optimizer(name, problem.space, seed=child_seed(seq, 0), **spec)

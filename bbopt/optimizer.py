@@ -325,6 +325,20 @@ class OptionError(ValueError):
         self.option = option
 
 
+def run_defaults(cls: type, options: dict, problem: Any, budget: int) -> dict:
+    """Options a run fills in when the user did not: the run's ``budget`` for strategies
+    that plan with one, and the problem's own start point ``problem.x0`` for strategies
+    that take an ``x0`` (e.g. a merge genome's 0.5 weights)."""
+    params = inspect.signature(cls).parameters
+    filled = dict(options)
+    if "budget" in params and "budget" not in filled:
+        filled["budget"] = budget
+    start = getattr(problem, "x0", None)
+    if "x0" in params and "x0" not in filled and start is not None:
+        filled["x0"] = np.asarray(start, dtype=float).tolist()
+    return filled
+
+
 def check_options(func: Any, options: dict, owner: str, skip: tuple[str, ...] = ("self", "space", "seed")) -> None:
     """Reject keyword options ``func`` does not accept, suggesting the nearest valid name."""
     params = inspect.signature(func).parameters

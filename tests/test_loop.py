@@ -129,3 +129,13 @@ def test_plain_callable_needs_a_space_and_optimizer_objects_refuse_seed():
         minimize(sphere, opt, 10, space=SPACE, seed=1)
     with pytest.raises(ValueError, match="budget must be a positive integer"):
         minimize(sphere, "random", 0, space=SPACE)
+
+
+def test_a_problem_start_point_is_used_unless_the_options_give_one():
+    problem = problems.get("sphere", dim=3)
+    problem.x0 = [1.0, 2.0, 3.0]
+    tight = {"restarts": 0, "sigma0": 1e-9}
+    started = minimize(problem, "cma", 7, seed=0, options=tight)
+    np.testing.assert_allclose(started.history[0]["x"], [1.0, 2.0, 3.0], atol=1e-6)
+    own = minimize(problem, "cma", 7, seed=0, options={**tight, "x0": [0.0, 0.0, 0.0]})
+    np.testing.assert_allclose(own.history[0]["x"], [0.0, 0.0, 0.0], atol=1e-6)
