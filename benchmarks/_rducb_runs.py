@@ -28,12 +28,14 @@ METHODS = {
 }
 
 
-def one_run(problem_spec: dict, method: str, budget: int, seed: int, checkpoints: tuple[int, ...]) -> dict:
+def one_run(problem_spec: dict, method: str, budget: int, seed: int, checkpoints: tuple[int, ...],
+            overrides: dict | None = None) -> dict:
     """Run one method on one seed; the regret at each checkpoint and the run's wall/CPU time."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     spec = dict(problem_spec)
     problem = get(spec.pop("name"), **spec)
     name, options = METHODS[method]
+    options = {**options, **(overrides or {}).get(method, {})}
     t0, c0 = time.perf_counter(), time.process_time()
     result = minimize(problem, name, budget, seed=seed, options=dict(options), progress=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -48,10 +50,11 @@ def one_run(problem_spec: dict, method: str, budget: int, seed: int, checkpoints
 
 
 def run_grid(problem_spec: dict, methods: list[str], seeds: list[int], budget: int, checkpoints: tuple[int, ...],
-             jobs: int) -> list[dict]:
+             jobs: int, overrides: dict | None = None) -> list[dict]:
+    """Every (method, seed) run; ``overrides``: per-method options on top of the defaults."""
     tasks = [(m, s) for m in methods for s in seeds]
     return Parallel(n_jobs=jobs, backend="loky")(
-        delayed(one_run)(problem_spec, m, budget, s, checkpoints) for m, s in tasks)
+        delayed(one_run)(problem_spec, m, budget, s, checkpoints, overrides) for m, s in tasks)
 
 
 def mean_se(values: list[float]) -> str:

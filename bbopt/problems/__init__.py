@@ -21,7 +21,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "rastrigin": ("bbopt.problems.synthetic:Rastrigin", "multimodal, optimum 0"),
     "ackley": ("bbopt.problems.synthetic:Ackley", "multimodal with a flat outer region, optimum 0"),
     "styblinski-tang": ("bbopt.problems.synthetic:StyblinskiTang", "additive, optimum −39.166·d"),
-    "lasso": ("bbopt.problems.lasso:WeightedLasso", "per-feature Lasso penalties, validation loss (dataset=, degree=)"),
+    "lasso": ("bbopt.problems.lasso:WeightedLasso", "per-feature Lasso penalties, K-fold CV loss (dataset=, degree=, folds=)"),
     "bbob": ("bbopt.problems.synthetic:BBOB", "COCO BBOB f1–f24 (function=, dim=, instance=)"),
     "zo-digits-mlp": ("bbopt.problems.zo_workloads:digits_mlp", "train a load_digits MLP from scratch (hidden=, loss=)"),
     "zo-digits-cnn": ("bbopt.problems.zo_workloads:digits_cnn", "train a small load_digits CNN from scratch (channels=)"),
