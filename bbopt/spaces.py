@@ -44,9 +44,12 @@ class Box(Space):
 
     ``Box(-5, 5, dim=10)`` broadcasts scalar bounds; ``Box([0, -1], [1, 1])`` takes
     per-dimension bounds. Infinite bounds are allowed but then there is no unit view.
+    ``soft=True`` marks the box as the region where the optimum lies, not a constraint
+    (the objective is defined outside it, as for BBOB): strategies start and scale their
+    search from it but may step outside.
     """
 
-    def __init__(self, lower: Any, upper: Any, dim: int | None = None):
+    def __init__(self, lower: Any, upper: Any, dim: int | None = None, soft: bool = False):
         try:
             lower_arr = np.asarray(lower, dtype=float)
             upper_arr = np.asarray(upper, dtype=float)
@@ -88,6 +91,9 @@ class Box(Space):
         self.lower.flags.writeable = False
         self.upper.flags.writeable = False
         self._bounded = bool(np.isfinite(lower_arr).all() and np.isfinite(upper_arr).all())
+        if not isinstance(soft, bool):
+            raise ValueError(f"Box: soft must be true or false, got {soft!r}")
+        self.soft = soft
 
     @property
     def dim(self) -> int:
@@ -154,12 +160,12 @@ class Box(Space):
         return np.asarray(value, dtype=float)
 
     def describe(self) -> dict:
-        return {"type": "Box", "lower": self.lower.tolist(), "upper": self.upper.tolist()}
+        return {"type": "Box", "lower": self.lower.tolist(), "upper": self.upper.tolist(), "soft": self.soft}
 
     def __repr__(self) -> str:
         if np.all(self.lower == self.lower[0]) and np.all(self.upper == self.upper[0]):
-            return f"Box({self.lower[0]:g}, {self.upper[0]:g}, dim={self.dim})"
-        return f"Box({self.lower.tolist()}, {self.upper.tolist()})"
+            return f"Box({self.lower[0]:g}, {self.upper[0]:g}, dim={self.dim}{', soft=True' if self.soft else ''})"
+        return f"Box({self.lower.tolist()}, {self.upper.tolist()}{', soft=True' if self.soft else ''})"
 
 
 class Choice(Space):

@@ -86,3 +86,20 @@ def test_cma_ipop_restarts_grow_the_population():
 def test_nevergrad_rejects_unknown_optimizer_names():
     with pytest.raises(ValueError, match="unknown nevergrad optimizer"):
         make_optimizer("nevergrad", Box(0, 1, dim=2), optimizer="NoSuchOpt")
+
+
+def test_a_soft_box_scales_the_search_but_lets_cma_step_outside():
+    # the optimum (4.9, ...) sits near the edge: a hard box clips there, a soft one need not
+    def loss(X):
+        return np.sum((np.asarray(X) - 6.0) ** 2, axis=1)
+
+    hard = make_optimizer("cma", Box(-5, 5, dim=2), seed=0)
+    soft = make_optimizer("cma", Box(-5, 5, dim=2, soft=True), seed=0)
+    outside = {"hard": 0, "soft": 0}
+    for name, opt in (("hard", hard), ("soft", soft)):
+        for _ in range(40):
+            batch = opt.ask()
+            outside[name] += int((np.abs(np.asarray(batch)) > 5).any())
+            opt.tell(batch, loss(batch))
+    assert outside["hard"] == 0 and outside["soft"] > 0
+    assert soft.best[1] < 1e-6 < hard.best[1]

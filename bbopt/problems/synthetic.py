@@ -101,9 +101,13 @@ class BBOB(Problem):
 
     ``backend``: ``"ioh"`` (default; also supplies f_opt) or ``"cocoex"`` (COCO's own code;
     f_opt is then read from ioh, as cocoex hides it — the two agree to ~1e-13).
+    ``soft_box``: COCO defines f on all of R^d and [−5, 5]^d is only where the optimum
+    lies, so by default the box is soft (strategies may step outside); ``False`` makes
+    it a hard constraint.
     """
 
-    def __init__(self, function: int = 1, dim: int = 10, instance: int = 1, backend: str = "ioh"):
+    def __init__(self, function: int = 1, dim: int = 10, instance: int = 1, backend: str = "ioh",
+                 soft_box: bool = True):
         if not isinstance(function, int) or not 1 <= function <= 24:
             raise ValueError(f"bbob: function must be an integer in 1..24, got {function!r}")
         if backend not in ("ioh", "cocoex"):
@@ -115,7 +119,8 @@ class BBOB(Problem):
         self.function_id, self.dim, self.instance, self.backend = function, int(dim), int(instance), backend
         self._ioh = ioh.get_problem(function, instance, self.dim, ioh.ProblemClass.BBOB)
         self.optimum = float(self._ioh.optimum.y)
-        self.space = Box(-5.0, 5.0, dim=self.dim)
+        # COCO defines f on all of R^d; [-5, 5]^d is where the optimum lies
+        self.space = Box(-5.0, 5.0, dim=self.dim, soft=bool(soft_box))
         self._f = self._ioh
         if backend == "cocoex":
             import cocoex

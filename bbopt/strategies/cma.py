@@ -135,7 +135,7 @@ class CMA(Optimizer):
             "verb_disp": 0,
             "CMA_diagonal": self.diagonal,
         }
-        if self._unit:
+        if self._unit and not self.space.soft:  # a soft box scales the search but does not bound it
             opts["bounds"] = [0.0, 1.0]
             opts["BoundaryHandler"] = _BOUND_HANDLERS[self.bounds_handling]
         if popsize is not None:
@@ -150,7 +150,10 @@ class CMA(Optimizer):
         return self.space.to_unit(x) if self._unit else np.asarray(x, dtype=float)
 
     def _to_outer(self, x: np.ndarray) -> np.ndarray:
-        return self.space.clip(self.space.from_unit(x)) if self._unit else np.asarray(x, dtype=float)
+        if not self._unit:
+            return np.asarray(x, dtype=float)
+        outer = self.space.from_unit(x)
+        return outer if self.space.soft else self.space.clip(outer)
 
     def _new_generation(self) -> None:
         with warnings.catch_warnings():
@@ -211,7 +214,7 @@ class CMA(Optimizer):
                 del self._generations[g]
         self._queue = []
         self.n_restarts += 1
-        if self._unit:
+        if self._unit:  # restarts from a uniform point of the box (IPOP)
             x0 = self.rng.uniform(0.0, 1.0, self.space.dim)
         else:
             start = self.space.center if self.x0 is None else self.x0

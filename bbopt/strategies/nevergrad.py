@@ -60,8 +60,10 @@ class Nevergrad(Optimizer):
         if getattr(self, "_ng", None) is not None:
             self.close()
         param = ng.p.Array(init=self.space.center)
-        if self.space.bounded:
+        if self.space.bounded and not self.space.soft:
             param.set_bounds(self.space.lower, self.space.upper)
+        elif self.space.bounded:  # a soft box sets the scale of the search, not a constraint
+            param.set_mutation(sigma=float(np.mean(self.space.width)) / 5)
         param.random_state = np.random.RandomState(int_seed(self.seed) % (2**32))
         self._ng = ng.optimizers.registry[self.optimizer_name](
             parametrization=param, budget=self.budget, num_workers=self.num_workers
