@@ -115,7 +115,7 @@ def _list(args: argparse.Namespace) -> int:
     print("optimizers:")
     for name in sorted(OPTIMIZERS):
         try:
-            doc = (optimizer_class(name).__doc__ or "").strip().splitlines()[0]
+            doc = (optimizer_class(name).__doc__ or "").strip().splitlines()[0].removesuffix(" Options:")
         except (ImportError, ValueError, TypeError) as err:
             doc = f"(unavailable: {err})"
         print(f"  {name:<20} {doc}")
