@@ -290,6 +290,8 @@ class ModelParams(Space):
 
         Each copy holds exactly the values the in-place path would apply.
         """
+        if tensors is None and self._flat is not None:
+            return self._stacked_flat(specs)
         chosen = list(range(len(self.tensors))) if tensors is None else list(tensors)
         flats = {ti: self.tensors[ti].detach().reshape(1, -1).repeat(len(specs), 1) for ti in chosen}
         for k, spec in enumerate(specs):
@@ -303,6 +305,22 @@ class ModelParams(Space):
             elif not isinstance(spec, (Clean, Coordinate)):
                 raise TypeError(f"ModelParams: cannot stack a {spec.kind} candidate")
         return {self.names[ti]: f.view(len(specs), *self.tensors[ti].shape) for ti, f in flats.items()}
+
+    def _stacked_flat(self, specs: Sequence[Spec]) -> dict[str, torch.Tensor]:
+        """:meth:`stacked` over the flat buffer: one row per copy, one slice op per chunk."""
+        rows = self._flat.detach().unsqueeze(0).repeat(len(specs), 1)
+        offsets = self.layout.offsets
+        for k, spec in enumerate(specs):
+            if isinstance(spec, Direction):
+                for c, d in self._deltas(spec):
+                    a, b = self.layout.chunks[c]
+                    rows[k, a:b] = _plus(rows[k, a:b], d)
+            elif isinstance(spec, Coordinate):
+                rows[k, offsets[spec.tensor] + spec.index] += spec.scale
+            elif not isinstance(spec, Clean):
+                raise TypeError(f"ModelParams: cannot stack a {spec.kind} candidate")
+        return {n: rows[:, offsets[t]:offsets[t + 1]].view(len(specs), *p.shape)
+                for t, (n, p) in enumerate(zip(self.names, self.tensors))}
 
     # ------------------------------------------------------------------ masks
     def set_mask(self, mask: dict[str, torch.Tensor | None]) -> None:
