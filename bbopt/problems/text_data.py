@@ -152,4 +152,5 @@ def minilm_tweets(seed: int = 0, shots: int = 32, batch_size: int = 16, n_test: 
                         exclude=["*pooler*"], device=device, mode=mode, exact=exact, chunk_size=chunk_size,
                         eval_sets={"dev": eval_batches(*part("dev"), anchor_part),
                                    "test": eval_batches(*part("test"), anchor_part)},
-                        metrics={"accuracy": anchor_accuracy}, name=f"minilm-tweets-{subset}")
+                        metrics={"accuracy": anchor_accuracy, "loss": AnchorLoss(temperature)},
+                        name=f"minilm-tweets-{subset}")

@@ -47,7 +47,7 @@ def test_minilm_problem_files_build_and_run(path):
     result = minimize(problem, config["optimizer"]["name"], 4, seed=0, options=opt, progress=False)
     assert result.n_evals == 4 and np.isfinite(result.history.losses()).all()
     assert any(not torch.equal(a, b) for a, b in zip(before, problem.space.tensors))
-    assert set(problem.scores()) == {"dev/accuracy", "test/accuracy"}
+    assert set(problem.scores()) == {"dev/accuracy", "test/accuracy", "dev/loss", "test/loss"}
 
 
 def test_digits_splits_are_stratified_and_fixed():
