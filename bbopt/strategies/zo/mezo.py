@@ -19,7 +19,7 @@ import numpy as np
 from bbopt.params import ModelParams
 from bbopt.perturbations import NOISE_KINDS, Clean, Direction, Spec
 from bbopt.seeding import SeedLike
-from bbopt.strategies.zo.base import ZOEstimator, _positive, check_int
+from bbopt.strategies.zo.base import ZOEstimator, _positive, check_int, log
 from bbopt.strategies.zo.rules import SeedEstimate
 
 
@@ -32,6 +32,7 @@ class SeedEstimator(ZOEstimator):
         self.apply(SeedEstimate(seeds, coefs, self.noise))
         self.trajectory.record(self.step, "clipped" if clipped else "ok", self.lr_at(self.step), seeds, coefs,
                                noise=self.noise)
+        log.debug("%s step %d: seeds %s g %s lr %g", type(self).__name__, self.step, seeds, coefs, self.lr_at(self.step))
 
 
 class MeZO(SeedEstimator):
