@@ -127,6 +127,7 @@ def main() -> None:
     ap.add_argument("--models", default="mlp,minilm")
     ap.add_argument("--worker", nargs=4)
     args = ap.parse_args()
+    pin_threads(1)  # the workers pin themselves too; this makes the report header say so
     if args.worker:
         method, model, batch, seed = args.worker
         print(json.dumps(worker(method, model, int(batch), int(seed))))
