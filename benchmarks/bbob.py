@@ -31,6 +31,7 @@ TARGETS = 10.0 ** np.arange(2, -8.01, -0.2)  # 51 targets
 METHODS = {  # name: (optimizer, options, problem options)
     "bbopt cma": ("cma", {}, {}),
     "bbopt cma, hard box": ("cma", {}, {"soft_box": False}),
+    "bbopt cma, no restarts": ("cma", {"restarts": 0}, {}),
     "bbopt nevergrad CMA": ("nevergrad", {"optimizer": "CMA"}, {}),
     "bbopt nevergrad NGOpt": ("nevergrad", {"optimizer": "NGOpt"}, {}),
     "bbopt random": ("random", {}, {}),
