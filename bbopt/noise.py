@@ -65,8 +65,8 @@ class Piece:
     def add(self, p: torch.Tensor, d: torch.Tensor, exact: bool) -> None:
         """``p ← fl(p + d)``, remembering what ``undo`` needs to give ``p`` back bit for bit."""
         s = _add(p, d)
-        if exact:
-            bad = (_sub(s, d) != p).nonzero().view(-1)
+        if exact:  # compared bit for bit: −0.0 vs 0.0 and NaN payloads count as different
+            bad = (_bits(_sub(s, d)) != _bits(p)).nonzero().view(-1)
             self.index = bad.to(torch.int32) if bad.numel() else None
             self.values = p[bad].clone() if bad.numel() else None
         p.copy_(s)
@@ -90,6 +90,11 @@ class Piece:
     @property
     def nbytes(self) -> int:
         return 0 if self.index is None else self.index.numel() * (4 + self.values.element_size())
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The raw bit patterns of ``t`` as integers of the same width."""
+    return t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
 
 
 def _add(p: torch.Tensor, d: torch.Tensor) -> torch.Tensor:

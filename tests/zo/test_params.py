@@ -67,6 +67,17 @@ def test_in_place_perturbation_restores_bit_for_bit(dtype, noise):
     assert same(before, space.tensors)
 
 
+def test_restore_keeps_signed_zeros_and_nans_bit_for_bit():
+    model = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        model.bias.copy_(torch.tensor([-0.0, float("nan"), 0.5]))
+    space = ModelParams(model)
+    bits = model.bias.detach().clone().view(torch.int32)
+    with space.perturbed(Direction(0, 3, 1e-3)):
+        pass
+    assert torch.equal(model.bias.detach().view(torch.int32), bits)
+
+
 def test_arithmetic_round_trip_drifts_without_repairs():
     """exact=False is MeZO's plain ±ε round trip: it does not give the weights back in fp16."""
     space = ModelParams(net(torch.float16), exact=False)
