@@ -352,7 +352,10 @@ def check_options(func: Any, options: dict, owner: str, skip: tuple[str, ...] = 
             raise OptionError(key, f"{owner} has no option {key!r}{extra}")
 
 
-def unknown_name_message(kind: str, name: str, known: Any) -> str:
+def unknown_name_message(kind: str, name: str, known: Any, listed: int = 30) -> str:
+    """One line: the nearest name, then the known ones (a long registry is cut short)."""
     hint = difflib.get_close_matches(name, list(known), n=1)
     suggestion = f"did you mean {hint[0]!r}? " if hint else ""
-    return f"unknown {kind} {name!r}; {suggestion}known: {', '.join(sorted(known))}"
+    names = sorted(known)
+    shown = ", ".join(names[:listed]) + (f", … ({len(names) - listed} more)" if len(names) > listed else "")
+    return f"unknown {kind} {name!r}; {suggestion}known: {shown}"
