@@ -24,7 +24,7 @@ from bbopt.strategies.zo.rules import DenseEstimate
 
 
 class CGE(ZOEstimator):
-    """DeepZero's (sparse) CGE over :class:`ModelParams` (see the module docstring)."""
+    """DeepZero CGE: forward differences on a sparse coordinate set (ZO-GraSP densities, feature reuse)."""
 
     def __init__(self, space: ModelParams, seed: SeedLike = None, *, lr: float = 0.1, mu: float = 5e-3,
                  density: float = 1.0, layer_density: str = "uniform", mask_every: int = 10, grasp_q: int = 32,

@@ -21,7 +21,7 @@ from bbopt.strategies.zo.mezo import SeedEstimator
 
 
 class ForwardGradient(SeedEstimator):
-    """Forward-gradient descent over :class:`ModelParams` (see the module docstring)."""
+    """Forward gradient: jvp directional derivatives along seeded tangents (q per step)."""
 
     def __init__(self, space: ModelParams, seed: SeedLike = None, *, lr: float = 1e-3, q: int = 1,
                  noise: str = "gaussian", h: float = 1e-3, rule: str = "sgd", momentum: float = 0.9,

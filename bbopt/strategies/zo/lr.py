@@ -26,7 +26,7 @@ from bbopt.strategies.zo.rules import DenseEstimate
 
 
 class LikelihoodRatio(ZOEstimator):
-    """ULR over :class:`ModelParams` (see the module docstring)."""
+    """Likelihood ratio (ULR): activation noise, K noisy copies in one replicated forward."""
 
     def __init__(self, space: ModelParams, seed: SeedLike = None, *, lr: float = 0.1, sigma: float = 0.1,
                  copies: int = 16, antithetic: bool = True, baseline: bool = True, layerwise: bool = False,

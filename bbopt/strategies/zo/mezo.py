@@ -36,7 +36,7 @@ class SeedEstimator(ZOEstimator):
 
 
 class MeZO(SeedEstimator):
-    """ZO-SGD family over :class:`ModelParams` (see the module docstring for the update)."""
+    """MeZO / ZO-SGD: in-place two-point SPSA; q directions, one/two-sided, sgd/sign/momentum/cons/torch rules."""
 
     def __init__(self, space: ModelParams, seed: SeedLike = None, *, lr: float = 1e-3, eps: float = 1e-3,
                  q: int = 1, noise: str = "gaussian", two_sided: bool = True, rule: str = "sgd",
