@@ -56,40 +56,45 @@ class NoiseStream:
 class Piece:
     """Exact add / undo of ``d`` on one flat slice of a parameter (the repair list of that slice)."""
 
-    __slots__ = ("index", "values")
+    __slots__ = ("repair",)
 
     def __init__(self) -> None:
-        self.index: torch.Tensor | None = None
-        self.values: torch.Tensor | None = None
+        #: (int32 flat indices, original values) of the entries undo must patch; None when there are none
+        self.repair: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def add(self, p: torch.Tensor, d: torch.Tensor, exact: bool) -> None:
         """``p ← fl(p + d)``, remembering what ``undo`` needs to give ``p`` back bit for bit."""
         s = _add(p, d)
         if exact:  # compared bit for bit: −0.0 vs 0.0 and NaN payloads count as different
             bad = (_bits(_sub(s, d)) != _bits(p)).nonzero().view(-1)
-            self.index = bad.to(torch.int32) if bad.numel() else None
-            self.values = p[bad].clone() if bad.numel() else None
+            self.repair = (bad.to(torch.int32), p[bad].clone()) if bad.numel() else None
         p.copy_(s)
 
     def undo(self, p: torch.Tensor, d: torch.Tensor) -> None:
         """``p ← fl(p − d)`` with the recorded entries patched: the value before :meth:`add`."""
         back = _sub(p, d)
-        if self.index is not None:
-            back[self.index.long()] = self.values
+        self._patch(back)
         p.copy_(back)
-        self.index = self.values = None
+        self.repair = None
 
     def move(self, p: torch.Tensor, d_old: torch.Tensor, d_new: torch.Tensor, exact: bool) -> None:
         """Undo ``d_old`` and add ``d_new`` in one pass (same noise chunk, two scales)."""
         back = _sub(p, d_old)
-        if self.index is not None:
-            back[self.index.long()] = self.values
+        self._patch(back)
         self.add(back, d_new, exact)
         p.copy_(back)
 
+    def _patch(self, back: torch.Tensor) -> None:
+        if self.repair is not None:
+            index, values = self.repair
+            back[index.long()] = values
+
     @property
     def nbytes(self) -> int:
-        return 0 if self.index is None else self.index.numel() * (4 + self.values.element_size())
+        if self.repair is None:
+            return 0
+        index, values = self.repair
+        return index.numel() * (4 + values.element_size())
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,7 @@ class ModelParams(Space):
     compact_candidates = True
 
     def __init__(self, module: torch.nn.Module, select: Selector = None, *, exclude: Selector = None,
-                 mask: dict[str, torch.Tensor] | None = None, chunk_size: int = 1 << 20, exact: bool = True,
+                 mask: dict[str, torch.Tensor | None] | None = None, chunk_size: int = 1 << 20, exact: bool = True,
                  flatten: bool = True):
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"ModelParams: module must be a torch.nn.Module, got {type(module).__name__}")
@@ -204,16 +204,16 @@ class ModelParams(Space):
                     self._pieces[(c, k)].undo(view, d[a_z:b_z])
             self._pieces.clear()
         elif isinstance(spec, Coordinate):
-            self.tensors[spec.tensor].view(-1)[spec.index] = self._coord_old
-            self._coord_old = None
+            old, self._coord_old = self._coord_old, None
+            assert old is not None, "perturb() saved the coordinate's value"
+            self.tensors[spec.tensor].view(-1)[spec.index] = old
 
     @torch.no_grad()
     def move_to(self, spec: Spec) -> None:
         """Switch from the applied perturbation to ``spec``; one noise pass when both share a seed."""
         old = self._active
-        same_z = (isinstance(old, Direction) and isinstance(spec, Direction)
-                  and (old.seed, old.noise) == (spec.seed, spec.noise))
-        if not same_z:
+        if not (isinstance(old, Direction) and isinstance(spec, Direction)
+                and (old.seed, old.noise) == (spec.seed, spec.noise)):
             if old is not None:
                 self.restore()
             self.perturb(spec)
@@ -257,10 +257,11 @@ class ModelParams(Space):
                 if p.dim() >= 2:
                     p.mul_(1.0 - decay)
         for c in range(self.n_chunks if terms else 0):
-            acc = None
+            acc: torch.Tensor | None = None
             for seed, coef, noise in terms:
                 d = self.delta(seed, noise, c, coef)
                 acc = d if acc is None else acc.add_(d)
+            assert acc is not None, "terms is non-empty"
             for view, a_z, b_z in self._views(c):
                 view.copy_(_plus(view, acc[a_z:b_z]))
         self.version += 1
@@ -274,8 +275,9 @@ class ModelParams(Space):
             if decay and p.dim() >= 2:
                 p.mul_(1.0 - decay)
             step = g.to(p.dtype) * alpha
-            if self.masks[ti] is not None:
-                step = step.masked_fill(~self.masks[ti], 0.0)
+            mask = self.masks[ti]
+            if mask is not None:
+                step = step.masked_fill(~mask, 0.0)
             p.add_(step)
         self.version += 1
 
@@ -291,7 +293,7 @@ class ModelParams(Space):
         Each copy holds exactly the values the in-place path would apply.
         """
         if tensors is None and self._flat is not None:
-            return self._stacked_flat(specs)
+            return self._stacked_flat(self._flat, specs)
         chosen = list(range(len(self.tensors))) if tensors is None else list(tensors)
         flats = {ti: self.tensors[ti].detach().reshape(1, -1).repeat(len(specs), 1) for ti in chosen}
         for k, spec in enumerate(specs):
@@ -306,9 +308,9 @@ class ModelParams(Space):
                 raise TypeError(f"ModelParams: cannot stack a {spec.kind} candidate")
         return {self.names[ti]: f.view(len(specs), *self.tensors[ti].shape) for ti, f in flats.items()}
 
-    def _stacked_flat(self, specs: Sequence[Spec]) -> dict[str, torch.Tensor]:
-        """:meth:`stacked` over the flat buffer: one row per copy, one slice op per chunk."""
-        rows = self._flat.detach().unsqueeze(0).repeat(len(specs), 1)
+    def _stacked_flat(self, flat: torch.Tensor, specs: Sequence[Spec]) -> dict[str, torch.Tensor]:
+        """:meth:`stacked` over the flat buffer ``flat``: one row per copy, one slice op per chunk."""
+        rows = flat.detach().unsqueeze(0).repeat(len(specs), 1)
         offsets = self.layout.offsets
         for k, spec in enumerate(specs):
             if isinstance(spec, Direction):
@@ -361,10 +363,13 @@ class ModelParams(Space):
 
     def random_mask(self, density: float | Sequence[float], generator: torch.Generator) -> None:
         """A random mask per tensor with the given density (one float, or one per tensor)."""
-        dens = [float(density)] * len(self.tensors) if np.isscalar(density) else [float(d) for d in density]
+        if isinstance(density, (int, float, np.number)):
+            dens = [float(density)] * len(self.tensors)
+        else:
+            dens = [float(d) for d in density]
         if len(dens) != len(self.tensors) or not all(0.0 < d <= 1.0 for d in dens):
             raise ValueError(f"random_mask: density must be in (0, 1], one value or {len(self.tensors)}")
-        masks = {}
+        masks: dict[str, torch.Tensor | None] = {}
         for name, p, d in zip(self.names, self.tensors, dens):
             keep = torch.randperm(p.numel(), generator=generator)[: max(1, round(d * p.numel()))]
             m = torch.zeros(p.numel(), dtype=torch.bool)

@@ -18,7 +18,7 @@ resumed run evaluates exactly what the original did.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any, ClassVar
 
 NOISE_KINDS = ("gaussian", "rademacher", "sphere")
@@ -29,6 +29,8 @@ class Spec:
 
     kind: ClassVar[str] = ""
     step: int
+    # declared for type checkers: every concrete spec is a dataclass (``fields`` accepts it)
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     def to_json(self) -> dict:
         # not dataclasses.asdict: it would deep-copy a NoisyCopy's attached tensors

@@ -192,13 +192,16 @@ def batched_values(space: ModelParams, loss: Callable, data: Any, specs: Sequenc
             owner = reuse.owner[spec.tensor] if (reuse is not None and isinstance(spec, Coordinate)) else None
             groups.setdefault(owner, []).append(k)
     for owner, idx in groups.items():
-        if owner is not None and not reuse.valid(key):
+        chunks = [idx[start:start + max_copies] for start in range(0, len(idx), max_copies)]
+        if owner is None:
+            for chunk in chunks:
+                values = vmap_losses(space.module, loss, data, space.stacked([specs[k] for k in chunk]))
+                out.update(zip(chunk, values.tolist()))
+            continue
+        assert reuse is not None, "only feature reuse gives a candidate an owner"
+        if not reuse.valid(key):
             reuse.record(key, loss, data)  # the clean forward ran elsewhere: rebuild the cache
-        for start in range(0, len(idx), max_copies):
-            part = [specs[k] for k in idx[start:start + max_copies]]
-            if owner is None:
-                values = vmap_losses(space.module, loss, data, space.stacked(part))
-            else:
-                values = reuse.coordinate_losses(owner, part, loss, data)
-            out.update(zip(idx[start:start + max_copies], values.tolist()))
+        for chunk in chunks:
+            coords = [spec for k in chunk if isinstance(spec := specs[k], Coordinate)]  # all of them: owned
+            out.update(zip(chunk, reuse.coordinate_losses(owner, coords, loss, data).tolist()))
     return [out[k] for k in range(len(specs))]

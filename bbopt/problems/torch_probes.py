@@ -17,10 +17,11 @@ of the outputs (accuracy, F1). The sums ride back on the first copy's ``out``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.autograd.forward_ad as fwAD
+from torch.nn.grad import conv1d_weight, conv2d_weight
 
 from bbopt.noise import mix
 from bbopt.params import ModelParams
@@ -47,7 +48,8 @@ class JVP:
         with math_attention():  # fused attention kernels have no forward-mode derivative
             if not self.use_forward_ad:
                 try:
-                    value, dd = torch.func.jvp(f, primals, tuple(tangents))
+                    # stubs give (out, jvp) | (out, jvp, aux); without has_aux it is the pair
+                    value, dd = cast("tuple[torch.Tensor, torch.Tensor]", torch.func.jvp(f, primals, tuple(tangents)))
                     return float(value), float(dd)
                 except Exception:  # e.g. functorch level errors on some HF models (pytorch #104933)
                     self.use_forward_ad = True
@@ -142,7 +144,7 @@ def _layer_sums(mod: torch.nn.Module, x: torch.Tensor, eps: torch.Tensor, w: tor
     weighted = (eps.float() * w.view(-1, *([1] * (eps.dim() - 1)))) / sigma ** 2
     x = x.detach().float()
     if isinstance(mod, (torch.nn.Conv1d, torch.nn.Conv2d)):
-        conv_weight = torch.nn.grad.conv1d_weight if isinstance(mod, torch.nn.Conv1d) else torch.nn.grad.conv2d_weight
+        conv_weight = conv1d_weight if isinstance(mod, torch.nn.Conv1d) else conv2d_weight
         if wi is not None:
             sums[wi] = conv_weight(x, mod.weight.shape, weighted, mod.stride, mod.padding, mod.dilation, mod.groups)
         if bi is not None:

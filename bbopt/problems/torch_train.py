@@ -81,7 +81,7 @@ class TorchProblem(Problem):
         self.name = name or type(model).__name__
         self.eval_sets = dict(eval_sets or {})
         self.metrics = dict(metrics or {})
-        self._reuse = SequentialReuse(self.model, space) if feature_reuse and isinstance(model, torch.nn.Sequential) else None
+        self._reuse = SequentialReuse(self.model, space) if feature_reuse and isinstance(self.model, torch.nn.Sequential) else None
         self._vmap_ok: bool | None = None
         self._jvp = JVP(space, loss)
         self._jvp.use_forward_ad = jvp == "forward_ad"

@@ -31,7 +31,7 @@ from bbopt.optimizer import Optimizer
 from bbopt.params import ModelParams
 from bbopt.perturbations import Spec
 from bbopt.seeding import SeedLike, child_seed, torch_generator
-from bbopt.strategies.zo.rules import Estimate, make_rule
+from bbopt.strategies.zo.rules import Estimate, RuleOptions, make_rule
 from bbopt.strategies.zo.trajectory import Trajectory, replay
 
 log = logging.getLogger("bbopt.zo")
@@ -61,8 +61,8 @@ class ZOEstimator(Optimizer):
             raise ValueError(f"schedule={schedule!r} needs budget= (in FE; minimize fills it in)")
         self.schedule, self.budget = schedule, budget
         self.rule_name = rule
-        self._rule_options = dict(momentum=momentum, window=window, torch_optimizer=torch_optimizer,
-                                  torch_options=torch_options, lr=self.lr, weight_decay=self.weight_decay)
+        self._rule_options = RuleOptions(momentum=momentum, window=window, torch_optimizer=torch_optimizer,
+                                         torch_options=torch_options, lr=self.lr, weight_decay=self.weight_decay)
         self.rule = make_rule(rule, space, **self._rule_options)
         self.gen = torch_generator(child_seed(self.seed, 1))
         self.step = 0
@@ -77,6 +77,7 @@ class ZOEstimator(Optimizer):
         """Learning rate of ``step``: constant, or cosine / linear decay to 0 over the budget."""
         if self.schedule == "constant":
             return self.lr
+        assert self.budget is not None, "__init__ requires a budget for a decaying schedule"
         total = max(1, int(self.budget) // self.fe_per_step)
         frac = min(1.0, step / total)
         if self.schedule == "linear":
@@ -136,6 +137,12 @@ class ZOEstimator(Optimizer):
             return g, False
         clipped = np.clip(g, -self.clip, self.clip)
         return clipped, bool((clipped != g).any())
+
+    def clip_dense(self, grads: dict[int, torch.Tensor], norm: float) -> tuple[dict[int, torch.Tensor], bool]:
+        """A dense estimate of norm ``norm`` scaled down to norm ``clip``; returns (grads, whether it was)."""
+        if self.clip is None or not norm > self.clip:
+            return grads, False
+        return {i: g * (self.clip / norm) for i, g in grads.items()}, True
 
     def apply(self, estimate: Estimate) -> None:
         self.rule.step(estimate, self.lr_at(self.step), self.weight_decay)

@@ -55,23 +55,24 @@ class CGE(ZOEstimator):
         if self.phase != "cge":
             if self.phase == "grasp0":
                 self._grasp["seeds"] = [self.new_seed() for _ in range(self.grasp_q)]
-            return [Clean(t)] + [Direction(t, s, self.mu, "gaussian") for s in self._grasp["seeds"]]
+            return [Clean(t), *(Direction(t, s, self.mu, "gaussian") for s in self._grasp["seeds"])]
         if self.coords is None or t - self._drawn_at >= self.mask_every:
-            self._draw(t)
-        return [Clean(t)] + [Coordinate(t, ti, i, self.mu) for ti, idx in enumerate(self.coords)
-                             for i in idx.tolist()]
+            self.coords = self._draw(t)
+        return [Clean(t), *(Coordinate(t, ti, i, self.mu) for ti, idx in enumerate(self.coords)
+                            for i in idx.tolist())]
 
-    def _draw(self, t: int) -> None:
+    def _draw(self, t: int) -> list[torch.Tensor]:
         """A random coordinate set inside each tensor at its density (within the space's mask)."""
-        self.coords = []
+        coords = []
         for ti, (p, r) in enumerate(zip(self.space.tensors, self.ratios)):
             mask = self.space.masks[ti]
             allowed = torch.arange(p.numel()) if mask is None else mask.view(-1).cpu().nonzero().view(-1)
             k = max(1, round(r * allowed.numel()))
             pick = torch.randperm(allowed.numel(), generator=self.gen)[:k]
-            self.coords.append(allowed[pick].sort().values)
+            coords.append(allowed[pick].sort().values)
         self._drawn_at = t
-        self.fe_per_step = 1 + sum(c.numel() for c in self.coords)
+        self.fe_per_step = 1 + sum(c.numel() for c in coords)
+        return coords
 
     # --------------------------------------------------------------- tell
     def _complete(self, specs: list[Spec], values: np.ndarray) -> None:
@@ -83,11 +84,10 @@ class CGE(ZOEstimator):
                      for ti, p in enumerate(self.space.tensors)}
             g = (values[1:] - values[0]) / self.mu
             for spec, gi in zip(specs[1:], g.tolist()):
+                assert isinstance(spec, Coordinate), "a CGE step is Clean then coordinates"
                 grads[spec.tensor].view(-1)[spec.index] = gi
             norm = float(np.sqrt((g ** 2).sum()))
-            clipped = self.clip is not None and norm > self.clip
-            if clipped:
-                grads = {i: v * (self.clip / norm) for i, v in grads.items()}
+            grads, clipped = self.clip_dense(grads, norm)
             self.apply(DenseEstimate(grads))
             self.trajectory.record(self.step, "clipped" if clipped else "ok", self.lr_at(self.step), norm=norm)
         self.step += 1

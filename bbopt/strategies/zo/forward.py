@@ -46,5 +46,9 @@ class ForwardGradient(SeedEstimator):
     def _complete(self, specs: list[Spec], values: np.ndarray) -> None:
         if self.guard_finite(values):
             plus, minus = values[0::2], values[1::2]
-            self._seed_update([s.seed for s in specs[0::2]], (plus - minus) / (2 * self.h))
+            seeds = []
+            for s in specs[0::2]:
+                assert isinstance(s, Tangent), "a forward-gradient step is Tangent pairs"
+                seeds.append(s.seed)
+            self._seed_update(seeds, (plus - minus) / (2 * self.h))
         self.step += 1

@@ -62,10 +62,9 @@ class LikelihoodRatio(ZOEstimator):
     def _complete(self, specs: list[Spec], values: np.ndarray) -> None:
         if self.guard_finite(values):
             grads = self._estimate(specs)
-            norm = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads.values())))
-            clipped = self.clip is not None and norm > self.clip
-            if clipped:
-                grads = {i: g * (self.clip / norm) for i, g in grads.items()}
+            # start at a zero tensor (not int 0) so the sum is typed a Tensor; adding 0.0 is exact
+            norm = float(torch.sqrt(sum(((g.float() ** 2).sum() for g in grads.values()), torch.zeros(()))))
+            grads, clipped = self.clip_dense(grads, norm)
             self.apply(DenseEstimate(grads))
             self.trajectory.record(self.step, "clipped" if clipped else "ok", self.lr_at(self.step), norm=norm)
         self.step += 1

@@ -26,6 +26,8 @@ from bbopt.strategies.zo.rules import SeedEstimate
 class SeedEstimator(ZOEstimator):
     """Estimators whose estimate is (1/q) Σ_j g_j z(seed_j): the step logic MeZO and FG share."""
 
+    noise: str  # the noise kind of z (set by each subclass's __init__)
+
     def _seed_update(self, seeds: list[int], g: np.ndarray) -> None:
         g, clipped = self.clip_g(g)
         coefs = (g / len(seeds)).tolist()
@@ -69,7 +71,7 @@ class MeZO(SeedEstimator):
             seed, g, _ = self._cons
             return [Direction(t, seed, -self.lr_at(t) * g, self.noise), Direction(t, seed, self.lr_at(t) * g, self.noise)]
         if self.sparsity is not None and t % self.mask_every == 0:
-            self._refresh_mask()
+            self._refresh_mask(self.sparsity)
         specs: list[Spec] = [] if self.two_sided and not self.cons else [Clean(t)]
         for _ in range(self.q):
             s = self.new_seed()
@@ -84,26 +86,25 @@ class MeZO(SeedEstimator):
             self.step += 1
             return
         if self._cons is not None:
-            self._choose(values)
+            self._choose(self._cons, values)
             return
-        base = None if self.two_sided and not self.cons else values[0]
         plus = [v for s, v in zip(specs, values) if isinstance(s, Direction) and s.scale > 0]
         seeds = [s.seed for s in specs if isinstance(s, Direction) and s.scale > 0]
         if self.two_sided:
             minus = [v for s, v in zip(specs, values) if isinstance(s, Direction) and s.scale < 0]
             g = (np.array(plus) - np.array(minus)) / (2 * self.eps)
-        else:
-            g = (np.array(plus) - base) / self.eps
-        if self.cons:
+        else:  # one-sided: specs[0] is Clean(t), values[0] = L(θ)
+            g = (np.array(plus) - values[0]) / self.eps
+        if self.cons:  # specs[0] is Clean(t) here too
             g, _ = self.clip_g(g)
-            self._cons = (seeds[0], float(g[0]), float(base))
+            self._cons = (seeds[0], float(g[0]), float(values[0]))
             return
         self._seed_update(seeds, g)
         self.step += 1
 
-    def _choose(self, values: np.ndarray) -> None:
-        """ZO-SGD-Cons: move to the best of θ, θ − lr·g·z, θ + lr·g·z (already evaluated)."""
-        seed, g, base = self._cons
+    def _choose(self, cons: tuple[int, float, float], values: np.ndarray) -> None:
+        """ZO-SGD-Cons: move to the best of θ, θ − lr·g·z, θ + lr·g·z (already evaluated); ``cons``: (seed, g, L(θ))."""
+        seed, g, base = cons
         self._cons = None
         k = int(np.argmin([base, values[0], values[1]]))
         lr = self.lr_at(self.step)
@@ -115,12 +116,12 @@ class MeZO(SeedEstimator):
             self.trajectory.record(self.step, "ok", lr, [seed], [coef], noise=self.noise)
         self.step += 1
 
-    def _refresh_mask(self) -> None:
+    def _refresh_mask(self, sparsity: float) -> None:
         self.space.set_mask({n: None for n in self.space.names})
         if self.mask_kind == "magnitude":
-            self.space.magnitude_mask(self.sparsity)
+            self.space.magnitude_mask(sparsity)
         else:
-            self.space.random_mask(1.0 - self.sparsity, self.gen)
+            self.space.random_mask(1.0 - sparsity, self.gen)
 
     def reconstruct(self, space: ModelParams) -> int:
         if self.sparsity is not None:

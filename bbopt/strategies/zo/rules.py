@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import TypedDict
 
 import torch
 
@@ -153,6 +154,17 @@ class TorchOptim(Rule):
 def seed_tensor(space: ModelParams, estimate: SeedEstimate, ti: int) -> torch.Tensor:
     """Σ_j coef_j·z_j for tensor ``ti`` as a float32 tensor shaped like it (materialised: one tensor)."""
     return space.tensor_delta(estimate.terms(), ti)
+
+
+class RuleOptions(TypedDict):
+    """The keyword arguments of :func:`make_rule` an estimator keeps to rebuild its rule."""
+
+    momentum: float
+    window: int
+    torch_optimizer: str
+    torch_options: dict | None
+    lr: float
+    weight_decay: float
 
 
 def make_rule(name: str, space: ModelParams, *, momentum: float, window: int, torch_optimizer: str,
