@@ -45,7 +45,7 @@ class BaselineResult:
                 "test_ce": test.get("ce")}
 
 
-def grid(problem: Any, genome: Any, points: Sequence[Sequence[float]], name: str) -> BaselineResult:
+def grid(problem: Any, genome: Any, points: Sequence[Sequence[float] | np.ndarray], name: str) -> BaselineResult:
     """Evaluate ``points`` of ``genome`` on the fitness split; keep the best."""
     p = problem.with_genome(genome)
     X = np.asarray(points, dtype=float)

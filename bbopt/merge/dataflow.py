@@ -15,7 +15,8 @@ whose length is the layer count), ``run_layer(i, h, ctx) -> h`` and
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence, Sized
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -24,6 +25,21 @@ from torch import nn
 from bbopt.spaces import Box
 
 Hop = tuple[int, int]  # (model: 0 = A, 1 = B; layer index within that model)
+
+
+class Reroutable(Protocol):
+    """The interface of a reroutable model (see the module docstring)."""
+
+    @property
+    def layers(self) -> Sized: ...
+
+    @property
+    def embed(self) -> Callable[..., tuple[torch.Tensor, Any]]: ...
+
+    def run_layer(self, i: int, h: torch.Tensor, ctx: Any, /) -> torch.Tensor: ...
+
+    @property
+    def head(self) -> Callable[..., torch.Tensor]: ...
 
 
 class DataFlowGenome:
@@ -62,7 +78,7 @@ class DataFlowGenome:
         scales = [1.0] + [1.0 + float(w[i, j]) for i, j in zip(order[:-1], order[1:])]
         return [self.hop(g) for g in order], scales
 
-    def describe(self, x: np.ndarray, model_names: tuple[str, str] = ("A", "B")) -> dict:
+    def describe(self, x: np.ndarray, model_names: Sequence[str] = ("A", "B")) -> dict:
         path, scales = self.decode(x)
         return {"method": "dataflow", "models": list(model_names), "repeats": self.repeats,
                 "path": [[model_names[m], i] for m, i in path], "scales": [round(s, 6) for s in scales],
@@ -78,8 +94,9 @@ class PathModel(nn.Module):
             missing = [f for f in ("embed", "layers", "run_layer", "head") if not hasattr(m, f)]
             if missing:
                 raise TypeError(f"PathModel: model {name} is not reroutable (missing {missing})")
-        self.a, self.b = a, b
-        self.path: list[Hop] = [(0, i) for i in range(len(a.layers))]
+        # both have the reroutable members (checked just above)
+        self.a, self.b = cast(Reroutable, a), cast(Reroutable, b)
+        self.path: list[Hop] = [(0, i) for i in range(len(self.a.layers))]
         self.scales: list[float] = [1.0] * len(self.path)
 
     def set_path(self, path: list[Hop], scales: list[float]) -> PathModel:

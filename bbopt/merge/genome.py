@@ -157,7 +157,8 @@ class Genome:
 
     def _axis_len(self, axis: str, expand: np.ndarray | None) -> int:
         if axis == "layer":
-            return int(expand.shape[1])  # type: ignore[union-attr]
+            assert expand is not None, "a gene with a 'layer' axis always has a layer map"
+            return int(expand.shape[1])
         return self.n_models if axis == "model" else len(self.spec.filters) + 1
 
     def _layer_map(self, gene: Gene) -> np.ndarray:
@@ -167,7 +168,7 @@ class Genome:
         ``layer_granularity`` layers, or the knots of a piecewise-linear curve (``smooth``).
         """
         numbered = np.flatnonzero(self._numbered)
-        smooth = gene.smooth is not None and len(numbered) >= 2
+        n_knots = int(gene.smooth) if gene.smooth is not None and len(numbered) >= 2 else None  # None: no curve
         g = self.spec.layer_granularity
         cols: list[np.ndarray] = []
         for s in range(len(self.slots)):
@@ -175,13 +176,13 @@ class Genome:
                 cols.append(np.eye(len(self.slots))[s])
                 continue
             i = int(np.searchsorted(numbered, s))  # position among the numbered layers
-            if smooth and i == 0:
-                pos, knots = np.linspace(0.0, 1.0, len(numbered)), np.linspace(0.0, 1.0, int(gene.smooth))
-                for k in range(int(gene.smooth)):
+            if n_knots is not None and i == 0:
+                pos, knots = np.linspace(0.0, 1.0, len(numbered)), np.linspace(0.0, 1.0, n_knots)
+                for k in range(n_knots):
                     col = np.zeros(len(self.slots))
-                    col[numbered] = np.interp(pos, knots, np.eye(int(gene.smooth))[k])
+                    col[numbered] = np.interp(pos, knots, np.eye(n_knots)[k])
                     cols.append(col)
-            elif not smooth and i % g == 0:
+            elif n_knots is None and i % g == 0:
                 col = np.zeros(len(self.slots))
                 col[numbered[i:i + g]] = 1.0
                 cols.append(col)

@@ -19,7 +19,7 @@ import functools
 import importlib.util
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -28,6 +28,10 @@ from torch import nn
 from bbopt.merge.fitness import Task
 from bbopt.merge.workloads import Workload, cached_states
 from bbopt.seeding import as_seed_sequence, child_seed, torch_generator
+
+if TYPE_CHECKING:
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import BertEmbeddings, BertEncoder
 
 TWEET_LABELS = ("negative", "neutral", "positive")
 BBC_LABELS = ("business", "entertainment", "politics", "sports", "tech")
@@ -52,9 +56,10 @@ class MiniLMClassifier(nn.Module):
 
     def __init__(self, bert: nn.Module, heads: dict[str, int]):
         super().__init__()
-        self.config = bert.config
-        self.embeddings = bert.embeddings
-        self.encoder = bert.encoder
+        # a BertModel (load_encoder); nn.Module types its submodules only as Tensor | Module
+        self.config = cast("BertConfig", bert.config)
+        self.embeddings = cast("BertEmbeddings", bert.embeddings)
+        self.encoder = cast("BertEncoder", bert.encoder)
         hidden = int(self.config.hidden_size)
         self.heads = nn.ModuleDict({name: nn.Linear(hidden, n, bias=False) for name, n in heads.items()})
 
@@ -79,7 +84,7 @@ class MiniLMClassifier(nn.Module):
         return nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1.0), dim=-1)
 
     def head(self, h: torch.Tensor, ctx: tuple, task: str | None = None) -> torch.Tensor:
-        if task not in self.heads:
+        if task is None or task not in self.heads:
             raise ValueError(f"task must be one of {list(self.heads)}, got {task!r}")
         return self.heads[task](self.features(h, ctx))
 
@@ -166,7 +171,9 @@ def load_encoder(encoder_config: dict | None, seed: Any) -> tuple[nn.Module, Any
     tokenizer = AutoTokenizer.from_pretrained(path)
     if encoder_config is None:
         return AutoModel.from_pretrained(path, attn_implementation="eager").eval(), tokenizer
-    config = BertConfig(vocab_size=tokenizer.vocab_size, attn_implementation="eager", **encoder_config)
+    # BertConfig passes extra kwargs to PreTrainedConfig at runtime; its dataclass signature omits them
+    config = BertConfig(vocab_size=tokenizer.vocab_size, attn_implementation="eager",  # type: ignore[call-arg]
+                        **encoder_config)
     with torch.random.fork_rng():  # BertModel's own init draws from the global RNG: keep it untouched
         bert = BertModel(config, add_pooling_layer=False)
     gen = torch_generator(as_seed_sequence(seed))
@@ -235,7 +242,7 @@ def _zero_shot_head(model: MiniLMClassifier, name: str, tokenizer: Any, task: Ta
         grid = torch.logspace(0, 2.5, 60)
         ce = torch.stack([nn.functional.cross_entropy(t * cos, task.labels) for t in grid])
     with torch.no_grad():
-        model.heads[name].weight.copy_(grid[int(ce.argmin())] * labels)
+        cast(nn.Linear, model.heads[name]).weight.copy_(grid[int(ce.argmin())] * labels)
 
 
 def _finetune(model: MiniLMClassifier, task: Task, steps: int, lr: float, batch_size: int,
@@ -247,6 +254,7 @@ def _finetune(model: MiniLMClassifier, task: Task, steps: int, lr: float, batch_
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     perm = torch.randperm(len(task), generator=gen)
+    assert task.forward is not None, "minilm tasks are built with call_task as forward"
     for s in range(steps):
         a = (s * batch_size) % len(task)
         if a + batch_size > len(task):

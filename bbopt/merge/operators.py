@@ -23,7 +23,7 @@ Computation is in float32; results are cast back to each tensor's dtype.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -134,7 +134,7 @@ def linear(models: Sequence[StateDict], weights: Sequence[float] | None = None,
         if not is_mergeable(ref):
             out[name] = ref.clone()
             continue
-        acc = sum(float(wk) * m[name].float() for wk, m in zip(w, models))
+        acc = _tensor_sum(float(wk) * m[name].float() for wk, m in zip(w, models))
         out[name] = (acc / total if normalize else acc).to(ref.dtype)
     return out
 
@@ -144,7 +144,7 @@ def task_arithmetic(base: StateDict, experts: Sequence[StateDict], lam: float = 
     """θ₀ + λ Σ w_k τ_k."""
     w = _weights(weights, len(experts), "task_arithmetic")
     taus = task_vectors(base, experts)
-    return _apply_delta(base, {n: lam * sum(float(wk) * t[n] for wk, t in zip(w, taus)) for n in taus[0]})
+    return _apply_delta(base, {n: lam * _tensor_sum(float(wk) * t[n] for wk, t in zip(w, taus)) for n in taus[0]})
 
 
 def ties(base: StateDict, experts: Sequence[StateDict], density: float | Sequence[float] = 0.2,
@@ -174,7 +174,7 @@ def dare(base: StateDict, experts: Sequence[StateDict], density: float | Sequenc
                        for j, n in enumerate(names)})
     if combine == "ties":
         return _sign_merge(base, sparse, w, lam, normalize)
-    return _apply_delta(base, {n: lam * sum(float(wk) * s[n] for wk, s in zip(w, sparse)) for n in names})
+    return _apply_delta(base, {n: lam * _tensor_sum(float(wk) * s[n] for wk, s in zip(w, sparse)) for n in names})
 
 
 def dare_ties(base: StateDict, experts: Sequence[StateDict], density: float | Sequence[float] = 0.5,
@@ -202,11 +202,16 @@ def fisher_merge(models: Sequence[StateDict], fishers: Sequence[StateDict],
             out[name] = ref.clone()
             continue
         f = [float(wk) * torch.clamp(fk[name].float(), min=floor) for wk, fk in zip(w, fishers)]
-        out[name] = (sum(fi * m[name].float() for fi, m in zip(f, models)) / sum(f)).to(ref.dtype)
+        out[name] = (_tensor_sum(fi * m[name].float() for fi, m in zip(f, models)) / _tensor_sum(f)).to(ref.dtype)
     return out
 
 
 # ------------------------------------------------------------------------- helpers
+def _tensor_sum(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Σ terms in order, as built-in ``sum`` (adding a 0-dim zero first keeps the type a tensor)."""
+    return sum(terms, torch.zeros(()))
+
+
 def _trim_masks(taus: list[dict], density: np.ndarray, trim: str) -> list[dict[str, torch.Tensor]]:
     if trim not in TRIM_SCOPES:
         raise ValueError(f"trim must be one of {TRIM_SCOPES}, got {trim!r}")

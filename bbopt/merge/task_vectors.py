@@ -100,8 +100,10 @@ class TaskVectors:
         tau = self.tau[:, a:b]
         w = self._expand(r.weight[lo:hi], lo, hi)
         if r.method == "ties":
+            assert thr is not None, "merge() passes thresholds for TIES"
             tau = tau * (tau.abs() >= self._expand(thr[lo:hi], lo, hi))
         elif r.method in ("dare_linear", "dare_ties"):
+            assert r.density is not None, "Recipe requires density for DARE"
             d = self._expand(r.density[lo:hi], lo, hi)
             tau = ops.dare_rescale(tau, ops.dare_mask(self._dare_uniforms(lo, hi, a, b, key), d), d)
         if r.method in ("ties", "dare_ties"):
@@ -119,6 +121,7 @@ class TaskVectors:
 
     def _thresholds(self, r: Recipe) -> np.ndarray:
         """Per (tensor, model) |τ| thresholds of the top-k trim: (n_tensors, K)."""
+        assert r.density is not None, "Recipe requires density for TIES"
         srt = self._sorted_abs(r.trim)
         n = self.sizes[:, None] if r.trim == "tensor" else np.full((len(self.sizes), 1), self.n_params)
         end = self.offsets[1:, None] if r.trim == "tensor" else n
@@ -150,6 +153,7 @@ class TaskVectors:
                                        for k in range(self.n_models)]) for j in range(lo, hi)], dim=1)
 
     def _slerp(self, r: Recipe, out: torch.Tensor) -> torch.Tensor:
+        assert r.t is not None, "Recipe requires t for SLERP"
         for j, (a, b) in enumerate(zip(self.offsets[:-1], self.offsets[1:])):
             x, y = self.theta0[a:b] + self.tau[0, a:b], self.theta0[a:b] + self.tau[1, a:b]
             out[a:b] = ops.slerp_tensor(x, y, float(r.t[j]))
@@ -178,9 +182,10 @@ class FlatModel:
         for name, view in views.items():
             owner, _, attr = name.rpartition(".")
             sub = self.module.get_submodule(owner)
-            if attr in sub._parameters:
-                sub._parameters[attr].requires_grad_(False)
-                sub._parameters[attr].data = view
+            param = sub._parameters.get(attr)  # None also for a parameter slot registered as None
+            if param is not None:
+                param.requires_grad_(False)
+                param.data = view
             elif attr in sub._buffers:
                 sub._buffers[attr] = view
             else:

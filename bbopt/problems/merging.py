@@ -214,7 +214,7 @@ class DataFlowMergeProblem(_MergeBase):
                  test: Task | Sequence[Task] | None = None, repeats: int = 2, scale_bound: float = 0.5,
                  metric: str = "ce", racing: Any = None, names: tuple[str, str] = ("A", "B")):
         self.model = PathModel(copy.deepcopy(model_a).eval(), copy.deepcopy(model_b).eval())
-        self.genome = DataFlowGenome(len(model_a.layers), len(model_b.layers), repeats, scale_bound)
+        self.genome = DataFlowGenome(len(self.model.a.layers), len(self.model.b.layers), repeats, scale_bound)
         self.space = self.genome.space
         self.names = tuple(names)
         self._setup_scoring(fitness, test, metric, racing)

@@ -19,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 #: where transformers keeps the list of blocks, relative to ``model.base_model``
 LAYER_PATHS = ("encoder.layer", "h", "layers", "transformer.layer", "encoder.layers", "decoder.layers", "block")
@@ -74,7 +77,8 @@ class PromptInjector:
     def __init__(self, model: nn.Module, start: int, n_prompt: int):
         self.model = model
         self.layers = find_layers(model)
-        self.embeddings = model.get_input_embeddings()
+        # a transformers model (find_layers needs one too); nn.Module's stubs do not know the method
+        self.embeddings = cast("PreTrainedModel", model).get_input_embeddings()
         self.start = int(start)
         self.n_prompt = int(n_prompt)
 
@@ -110,8 +114,8 @@ class PromptInjector:
         return hook
 
     def _layer_hook(self, plan: InjectionPlan, layer_index: int, expands: bool) -> Any:
-        def hook(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-            args, kwargs = list(args), dict(kwargs)
+        def hook(module: nn.Module, args_in: tuple, kwargs_in: dict) -> tuple[tuple, dict]:
+            args, kwargs = list(args_in), dict(kwargs_in)
             in_kwargs = not args
             hidden = kwargs.pop("hidden_states") if in_kwargs else args.pop(0)
             if expands:

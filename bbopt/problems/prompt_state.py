@@ -44,14 +44,16 @@ class PromptTracker:
             self._check_dev(dev_score)
 
     def _check_dev(self, dev_score: Callable[[np.ndarray], tuple[float, float]]) -> None:
-        if self._checked is not None and np.array_equal(self._checked[0], self.train_z):
+        z = self.train_z
+        assert z is not None, "record() checks dev only once a finite training loss was seen"
+        if self._checked is not None and np.array_equal(self._checked[0], z):
             acc, loss = self._checked[1], self._checked[2]
         else:
-            acc, loss = dev_score(self.train_z)
-            self._checked = (self.train_z, acc, loss)
+            acc, loss = dev_score(z)
+            self._checked = (z, acc, loss)
         self.log.append((self.n_calls, self.train_loss, acc, loss))
         if acc > self.dev_acc or (acc == self.dev_acc and loss < self.dev_loss):
-            self.dev_acc, self.dev_loss, self.dev_z = acc, loss, self.train_z.copy()
+            self.dev_acc, self.dev_loss, self.dev_z = acc, loss, z.copy()
 
     def selected(self, fallback: Any = None) -> tuple[np.ndarray | None, str]:
         """The prompt to test: best-dev, else ``fallback`` (the run's best x), else best-training."""

@@ -60,7 +60,7 @@ class AdditiveGP:
     def predict(self, Xs: np.ndarray, full_cov: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Posterior of f at ``Xs: (m, d)``: mean ``(m,)`` and variance ``(m,)`` (or covariance ``(m, m)``)."""
         Xs = np.asarray(Xs, dtype=float)
-        Kx = sum(self.cross(c, Xs[:, list(c)]) for c in self.cliques)
+        Kx = sum((self.cross(c, Xs[:, list(c)]) for c in self.cliques), np.zeros((len(Xs), len(self.X))))
         V = solve_triangular(self.L, Kx.T, lower=True, check_finite=False)
         mean = Kx @ self.alpha
         if full_cov:

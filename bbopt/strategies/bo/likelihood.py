@@ -57,8 +57,8 @@ class Prior:
         for clique in cliques:
             size[list(clique)] = np.maximum(size[list(clique)], len(clique))
         shift = np.concatenate([np.log(np.sqrt(size)), np.zeros(d)] + ([[0.0]] if learn_noise else []))
-        mean = [np.full(d, np.log(self.lengthscale[0])), np.full(d, np.log(self.variance[0] / d))]
-        sd = [np.full(d, self.lengthscale[1]), np.full(d, self.variance[1])]
+        mean: list[np.ndarray | list[float]] = [np.full(d, np.log(self.lengthscale[0])), np.full(d, np.log(self.variance[0] / d))]
+        sd: list[np.ndarray | list[float]] = [np.full(d, self.lengthscale[1]), np.full(d, self.variance[1])]
         if learn_noise:
             mean.append([np.log(self.noise[0])])
             sd.append([self.noise[1]])
