@@ -13,7 +13,7 @@ import torch
 from bbopt import make_optimizer, minimize
 from bbopt.problems import get
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+needs_cuda = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")]
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 ESTIMATORS = {
     "mezo": {"lr": 1e-3, "q": 2},
@@ -69,7 +69,8 @@ def _copies_per_step(name: str, depth: int, steps: int = 4) -> float:
     return sum("memcpy" in e.name.lower() for e in prof.events()) / steps
 
 
-@needs_cuda
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 @pytest.mark.parametrize("name", ESTIMATORS)
 def test_host_device_copies_per_step_do_not_grow_with_the_model(name):
     shallow, deep = _copies_per_step(name, depth=1), _copies_per_step(name, depth=6)
