@@ -14,12 +14,15 @@ import math
 import warnings
 from typing import Any
 
-import cma
 import numpy as np
 
 from bbopt.optimizer import Optimizer
 from bbopt.seeding import SeedLike
 from bbopt.spaces import Box
+
+with warnings.catch_warnings():  # pycma warns at import when matplotlib (an optional extra) is absent
+    warnings.filterwarnings("ignore", message="Could not import matplotlib", category=UserWarning)
+    import cma
 
 #: pycma stop criteria that mean "converged or stuck": the trigger for an IPOP restart.
 _IGNORED_STOPS = {"callback"}
