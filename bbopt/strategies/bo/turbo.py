@@ -29,7 +29,9 @@ from bbopt.strategies.bo.likelihood import Bounds
 
 
 class TuRBO(GPStrategy):
-    """TuRBO-1. Options (defaults from the reference code):
+    """TuRBO-1: one GP-guided trust region that grows on success, shrinks on failure, restarts.
+
+    Options (defaults from the reference code):
 
     - ``n_init``: design points per run (None: 2·D); ``batch_size`` q (1).
     - ``length_init`` (0.8), ``length_min`` (2⁻⁷), ``length_max`` (1.6), ``success_tol`` (3),
