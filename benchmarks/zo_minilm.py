@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=500)
     ap.add_argument("--bp-epochs", type=int, default=10)
     ap.add_argument("--bp-lrs", default="1e-5,3e-5,1e-4")
-    ap.add_argument("--full-lrs", default="3e-6,1e-5,3e-5")
+    ap.add_argument("--full-lrs", default="3e-5,1e-4,3e-4")
     ap.add_argument("--bias-lrs", default="1e-3,3e-3,1e-2")
     ap.add_argument("--cache", default="runs/zo_minilm_cache.json")
     args = ap.parse_args()
