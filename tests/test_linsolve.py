@@ -1,5 +1,6 @@
 """bbopt.linsolve: SOR (both kernels), red–black SOR, SSOR-PCG and Young's ω*, checked
-against scipy's direct solver, against each other and against brute force."""
+against scipy's direct solver, against each other and against brute force; the
+Eisenstat-trick SSOR-PCG against textbook SSOR-PCG."""
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from bbopt.linsolve import (
     sor,
     young_omega,
 )
+from bbopt.linsolve.pcg import _Workspace
+from bbopt.problems.linear_systems import HeatEquationStream
 
 try:
     import pyamg  # noqa: F401  (the compiled SOR sweep; the sparse triangular kernel works without it)
@@ -163,6 +166,129 @@ def test_pcg_warm_start_at_solution_costs_nothing():
     A, b = poisson(6, 0.1).matrix(), rhs(36, 9)
     exact = spsolve(sp.csc_matrix(A), b)
     assert pcg(A, b, 1.5, x0=exact).iterations == 0
+
+
+def textbook_pcg(A, b, omega, x0=None, tol=1e-8, maxiter=10_000):
+    """Axelsson's SSOR-PCG as textbooks write it: ``z = P_ω⁻¹ r`` by two SOR sweeps, one product
+    with A per iteration, stop on the updated residual. Returns ``(x, iterations, status)``."""
+    A = sp.csr_matrix(A)
+    precond = SSORPreconditioner(A, omega)
+    x = np.zeros_like(b) if x0 is None else np.array(x0, dtype=float)
+    bnorm = np.linalg.norm(b) or 1.0
+    r = b - A @ x
+    if np.linalg.norm(r) / bnorm < tol:
+        return x, 0, "converged"
+    z = precond(r)
+    p, rz = z.copy(), r @ z
+    for k in range(1, maxiter + 1):
+        Ap = A @ p
+        pAp = p @ Ap
+        if not pAp > 0:
+            return x, k - 1, "breakdown"
+        alpha = rz / pAp
+        x, r = x + alpha * p, r - alpha * Ap
+        if np.linalg.norm(r) / bnorm < tol:
+            return x, k, "converged"
+        z = precond(r)
+        rz, rz_old = r @ z, rz
+        p = z + (rz / rz_old) * p
+    return x, maxiter, "maxiter"
+
+
+def spd_systems():
+    """SPD matrices with a positive diagonal: 5-point (diagonally dominant) and an irregular one
+    that is not diagonally dominant (the residual bound gives nothing there: checked every step)."""
+    rng = np.random.default_rng(11)
+    S = sp.random(150, 150, density=0.03, random_state=rng)
+    return {
+        "poisson": poisson(14).matrix(),
+        "shifted-poisson": poisson(14, 0.3).matrix(),
+        "heat-stiff": Stencil5((14, 14), 1 + 4 * 50.0, 50.0).matrix(),  # Crank–Nicolson, κΔt/2h² = 50
+        "variable": Stencil5((9, 17), 4 + 3 * rng.random((9, 17)), 1.0).matrix(),
+        "irregular": sp.csr_matrix(S @ S.T + 0.05 * sp.eye(150)),
+    }
+
+
+@pytest.mark.parametrize("name", ["poisson", "shifted-poisson", "heat-stiff", "variable", "irregular"])
+@pytest.mark.parametrize("omega", [0.4, 1.0, 1.6, 1.95])
+def test_eisenstat_pcg_matches_textbook_ssor_pcg(name, omega):
+    A = spd_systems()[name]
+    b = rhs(A.shape[0], 12)
+    x_ref, k_ref, status = textbook_pcg(A, b, omega)
+    res = pcg(A, b, omega)
+    assert status == "converged" and res.converged and not res.diverged
+    assert abs(res.iterations - k_ref) <= 1, (res.iterations, k_ref)
+    assert np.linalg.norm(b - A @ res.x) / np.linalg.norm(b) == pytest.approx(res.residual) and res.residual < 1e-8
+    assert np.linalg.norm(res.x - x_ref) <= 1e-6 * np.linalg.norm(x_ref)
+
+
+@pytest.mark.parametrize("name", ["poisson", "heat-stiff", "irregular"])
+def test_eisenstat_pcg_warm_start_and_converged_start(name):
+    A = spd_systems()[name]
+    b = rhs(A.shape[0], 13)
+    exact = spsolve(sp.csc_matrix(A), b)
+    x0 = exact + 1e-4 * rhs(A.shape[0], 14)
+    _, k_ref, _ = textbook_pcg(A, b, 1.5, x0)
+    warm, cold = pcg(A, b, 1.5, x0), pcg(A, b, 1.5)
+    assert warm.converged and abs(warm.iterations - k_ref) <= 1 and warm.iterations < cold.iterations
+    done = pcg(A, b, 1.5, x0=exact)
+    assert done.iterations == 0 and done.converged and np.array_equal(done.x, exact)
+
+
+def test_eisenstat_pcg_on_a_heat_trajectory_matches_textbook_step_by_step():
+    stream = HeatEquationStream(nx=12, steps=40, dt=1e-2)  # κ(t) sweeps 0 → 10: values change, pattern stays
+    for t in range(40):
+        system = stream.instance(t)
+        omega = 1.0 + 0.9 * (t % 7) / 6
+        _, k_ref, _ = textbook_pcg(system.A, system.b, omega, system.x0)
+        res = pcg(system.A, system.b, omega, system.x0)
+        assert res.converged and abs(res.iterations - k_ref) <= 1, (t, res.iterations, k_ref)
+        stream.advance(t, res.x)
+
+
+def test_eisenstat_pcg_breaks_down_on_an_indefinite_matrix():
+    A = poisson(10, -0.5).matrix()  # positive diagonal, λ_min < 0
+    _, _, status = textbook_pcg(A, rhs(100), 1.5, maxiter=5000)
+    res = pcg(A, rhs(100), 1.5, maxiter=5000)
+    assert status == "breakdown" and res.diverged and not res.converged and res.iterations == 5000
+
+
+def test_eisenstat_pcg_kernels_duplicates_and_zero_rhs():
+    A = poisson(9, 0.1).matrix()
+    b = rhs(81, 15)
+    fast, lu = pcg(A, b, 1.3), pcg(A, b, 1.3, kernel="triangular")
+    assert fast.iterations == lu.iterations and np.allclose(fast.x, lu.x, rtol=1e-10, atol=1e-12)
+    n = A.shape[0]  # a second, unsorted entry (i, i) = 1 in every row: non-canonical A + I
+    rows = [(np.r_[A.indices[A.indptr[i]:A.indptr[i + 1]], i], np.r_[A.data[A.indptr[i]:A.indptr[i + 1]], 1.0])
+            for i in range(n)]
+    dup = sp.csr_matrix((np.concatenate([d for _, d in rows]), np.concatenate([j for j, _ in rows]),
+                         np.r_[0, np.cumsum([j.size for j, _ in rows])]), shape=A.shape)
+    assert not dup.has_canonical_format
+    same, shifted = pcg(dup, b, 1.3), pcg(A + sp.eye(n), b, 1.3)
+    assert same.iterations == shifted.iterations and np.allclose(same.x, shifted.x, rtol=1e-10)
+    x0 = rhs(81, 16)  # b = 0: the stopping rule is on ‖Ax‖ itself
+    _, k_ref, _ = textbook_pcg(A, np.zeros(81), 1.3, x0)
+    zero = pcg(A, np.zeros(81), 1.3, x0)
+    assert zero.converged and abs(zero.iterations - k_ref) <= 1 and np.linalg.norm(A @ zero.x) < 1e-8
+
+
+def test_level_scheduled_triangular_solves_are_exact():
+    for A in spd_systems().values():
+        A = sp.csr_matrix(A)
+        A.sum_duplicates()
+        n, w = A.shape[0], 1.3
+        D = sp.diags(A.diagonal() / w)
+        ws = _Workspace(A.indptr, A.indices)
+        ws.load(A, w, "auto")
+        v, out = rhs(n, 17), np.empty(n)
+        ws.solve_lower(v, out)
+        np.testing.assert_allclose(out, spsolve(sp.csc_matrix(D + sp.tril(A, -1)), v), rtol=1e-10, atol=1e-12)
+        ws.solve_upper(v, out)
+        np.testing.assert_allclose(out, spsolve(sp.csc_matrix(D + sp.triu(A, 1)), v), rtol=1e-10, atol=1e-12)
+        levels = np.empty(n, dtype=int)  # the order is topological: each row after the rows it reads
+        levels[ws.low_order] = np.arange(n)
+        low = sp.tril(A, -1).tocoo()
+        assert (levels[low.row] > levels[low.col]).all()
 
 
 def test_young_omega_matches_brute_force():

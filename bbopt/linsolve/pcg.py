@@ -12,8 +12,10 @@ With A = L + D + U the SSOR preconditioner is
 :func:`pcg` runs CG on ``Â`` preconditioned by ``D_ω``: in exact arithmetic these are the
 iterates of textbook SSOR-PCG (``x = x₀ + U_ω⁻¹ y``; ``x`` moves along ``t`` directly), at
 one backward and one forward triangular solve per iteration instead of two SOR sweeps plus
-a product with A. The solves are pyamg's compiled Gauss–Seidel sweep on the triangles
-(without pyamg: SuperLU on the triangles in natural order).
+a product with A. The solves are pyamg's compiled Gauss–Seidel sweep on the triangles, rows
+in a level schedule (any topological order gives the same numbers; this one lets the CPU
+overlap rows instead of waiting on one chain of divisions); without pyamg, SuperLU on the
+triangles in natural order.
 
 The stopping test is on the true residual ``‖b − Ax‖/‖b‖`` (as MATLAB's ``pcg``): cost = CG
 iterations, comparable with plain CG, and a warm start ``x0`` that is already good enough
@@ -70,15 +72,15 @@ class _Workspace:
         np.cumsum(indptr[1:] - self.diag_at, out=self.up_ptr[1:])  # row i: diag_at[i]..indptr[i+1] − 1
         low, up = np.flatnonzero(indices <= rows), np.flatnonzero(indices >= rows)
         self.gather = np.concatenate([low, up])  # A.data → [L_ω | U_ω] values
-        self.tri_data, self.tri_abs = np.empty(self.gather.size), np.empty(self.gather.size)
+        self.tri_data = np.empty(self.gather.size)
         self.low_data, self.up_data = self.tri_data[:low.size], self.tri_data[low.size:]
         # the diagonal ends each lower row and starts each upper row
         self.low_diag, self.up_diag = (self.low_ptr[1:] - 1).astype(np.intp), self.up_ptr[:-1].astype(np.intp)
         self.low_indices, self.up_indices = indices.take(low), indices.take(up)
-        # |L_ω| above |U_ω| as one (2n, n) matrix on the buffer tri_abs: its row sums, refilled per solve
+        # |L_ω| stacked on |U_ω|, (2n, n), values refilled per solve: its row sums bound the residual
         stacked_ptr = np.concatenate([self.low_ptr, self.up_ptr[1:] + low.size])
-        self.abs_rows = sp.csr_matrix((self.tri_abs, np.concatenate([self.low_indices, self.up_indices]), stacked_ptr),
-                                      shape=(2 * n, n), copy=False)
+        self.abs_rows = sp.csr_matrix((np.empty(self.gather.size), np.concatenate([self.low_indices, self.up_indices]),
+                                       stacked_ptr), shape=(2 * n, n))
         self.ones = np.ones(n)
         self.low_order = _level_order(self.low_ptr, self.low_indices, backward=False)
         self.up_order = _level_order(self.up_ptr, self.up_indices, backward=True)
@@ -127,7 +129,7 @@ class _Workspace:
         Σ_j≠i |t_ij|)``, and ``‖r̂‖² ∈ [r̂ᵀD_ω r̂ / max D_ω, r̂ᵀD_ω r̂ / min D_ω]``. ``lo = ∞``
         (check every iteration) when a triangle is not diagonally dominant.
         """
-        np.abs(self.tri_data, out=self.tri_abs)
+        np.abs(self.tri_data, out=self.abs_rows.data)
         sums = (self.abs_rows @ self.ones).reshape(2, -1)  # |d_ω| + Σ_j |a_ij| over the rows of L_ω, U_ω
         norm = float(np.sqrt(sums[0].max() * sums[1].max()))  # ≥ ‖L_ω‖₂
         sums -= 2 * self.d_omega
