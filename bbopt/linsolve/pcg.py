@@ -140,19 +140,24 @@ class _Workspace:
 
 
 def _level_order(ptr: np.ndarray, indices: np.ndarray, backward: bool) -> np.ndarray:
-    """Rows of a triangle (CSR, diagonal last in each row if lower, first if upper) sorted by level,
-    level = 1 + the highest level among the rows it reads: a topological order for the solve in
-    which neighbouring rows rarely depend on each other, so the sweep is not one serial chain
-    of divisions (~1.7–2.3x faster on 5-point grids, bit-identical results)."""
+    """A row order for the solve with a triangle (CSR; diagonal last in each row if lower, first
+    if upper): rows in blocks of consecutive indices, by level inside a block (level = 1 + the
+    highest level among the rows it reads). Topological, so the results are bit-identical to
+    row order, but neighbouring rows rarely depend on each other and the sweep is not one
+    serial chain of divisions; blocks of ~10 rows per level keep it cache-local. ~2x faster
+    than row order on 5-point grids."""
     n = ptr.size - 1
     p, idx = ptr.tolist(), indices.tolist()
     skip_first, skip_last = (1, 0) if backward else (0, 1)
-    level = [0] * n
+    levels = [0] * n
     for i in range(n - 1, -1, -1) if backward else range(n):
         deps = idx[p[i] + skip_first:p[i + 1] - skip_last]
         if deps:
-            level[i] = 1 + max([level[j] for j in deps])
-    return np.argsort(np.asarray(level), kind="stable").astype(ptr.dtype)
+            levels[i] = 1 + max([levels[j] for j in deps])
+    level = np.asarray(levels)
+    span = max(1, 10 * n // (int(level.max()) + 1))
+    block = (n - 1 - np.arange(n) if backward else np.arange(n)) // span
+    return np.lexsort((level, block)).astype(ptr.dtype)
 
 
 _POOL: list[_Workspace] = []
