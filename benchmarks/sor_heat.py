@@ -156,8 +156,8 @@ def report_rows(args, ssor, cg_ref, omegas, best, cg_iters, cg_wall, fixed_wall,
                 table_s) -> None:
     sums = ssor.sum(axis=0)
 
-    def sd(values):
-        return f"{np.mean(values):.0f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.0f}"
+    def sd(values, digits=0):
+        return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.{digits}f}"
 
     rows = [["plain CG (live)", f"{cg_iters}", f"{cg_wall:.1f}", "1.00"],
             ["SSOR-PCG ω = 1 (table)", f"{sums[0]}", "", ""],
@@ -166,7 +166,7 @@ def report_rows(args, ssor, cg_ref, omegas, best, cg_iters, cg_wall, fixed_wall,
              f"{fixed_wall / cg_wall:.2f}"],
             ["instance-optimal grid ω (table)", f"{ssor.min(axis=1).sum()}", "", ""]]
     for name, runs in learners.items():
-        wall = f"{cheb_wall:.1f}" if name == "chebcb" else sd([r["wall"] for r in runs])
+        wall = f"{cheb_wall:.1f}" if name == "chebcb" else sd([r["wall"] for r in runs], 1)
         ratio = f"{cheb_wall / cg_wall:.2f}" if name == "chebcb" else f"{np.mean([r['wall'] for r in runs]) / cg_wall:.2f}"
         rows.append([f"{name} (live, {len(runs)} seeds)", sd([r["iterations"] for r in runs]), wall, ratio])
     body = table(["method", "total CG iterations", "wall s (whole loop)", "wall / CG"], rows)
