@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -86,6 +89,31 @@ def test_cma_ipop_restarts_grow_the_population():
 def test_nevergrad_rejects_unknown_optimizer_names():
     with pytest.raises(ValueError, match="unknown nevergrad optimizer"):
         make_optimizer("nevergrad", Box(0, 1, dim=2), optimizer="NoSuchOpt")
+
+
+def test_a_nevergrad_planner_without_a_budget_says_so():
+    opt = make_optimizer("nevergrad", Box(-1, 1, dim=2), seed=0, optimizer="NGOpt")
+    with pytest.raises(ValueError, match="needs budget"):
+        opt.ask()
+    opt.close()  # looking for its threads must not build the (unbuildable) inner optimizer
+
+
+EXITS_WITH_A_CANDIDATE_OUT = """
+from bbopt import Box, make_optimizer
+opt = make_optimizer("nevergrad", Box(-1, 1, dim=3), seed=0, optimizer={name!r}, budget=50)
+for _ in range(3):
+    batch = opt.ask()
+    opt.tell(batch, [float((x ** 2).sum()) for x in batch.x])
+opt.ask()  # left out: nevergrad's scipy-driving thread now waits for it
+print("done")
+"""
+
+
+@pytest.mark.parametrize("name", ["Cobyla", "NGOpt"])
+def test_a_process_leaving_nevergrad_threads_waiting_still_exits(name):
+    proc = subprocess.run([sys.executable, "-c", EXITS_WITH_A_CANDIDATE_OUT.format(name=name)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-2000:]
 
 
 def test_a_soft_box_scales_the_search_but_lets_cma_step_outside():

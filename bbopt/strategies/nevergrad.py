@@ -74,7 +74,13 @@ class Nevergrad(Optimizer):
         n = n or self.num_workers
         out = np.empty((n, self.space.dim))
         for k in range(n):
-            cand = self._ng.ask()
+            try:
+                cand = self._ng.ask()
+            except AssertionError as err:  # nevergrad asserts where a planner (NGOpt...) lacks its budget
+                if self.budget is None:
+                    raise ValueError(f"nevergrad: {self.optimizer_name!r} needs budget=N to start (it plans with "
+                                     "it; minimize fills it from the run's budget)") from err
+                raise
             self._candidates[self._next_id + k] = cand
             out[k] = cand.value
         return out
@@ -100,8 +106,9 @@ def _messaging_threads(root: Any) -> list:
         thread = getattr(obj, "_messaging_thread", None)
         if thread is not None:
             found.append(thread)
-        for attr in ("optim", "_optim", "optims", "_optimizer"):
-            child = getattr(obj, attr, None)
+        attrs = getattr(obj, "__dict__", {})  # not getattr: NGOpt's ``optim`` property builds an optimizer
+        for attr in ("_optim", "optims", "_optimizer"):
+            child = attrs.get(attr)
             if isinstance(child, (list, tuple)):
                 stack.extend(child)
             elif child is not None:
