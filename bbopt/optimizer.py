@@ -327,8 +327,9 @@ class OptionError(ValueError):
 
 def run_defaults(cls: type, options: dict, problem: Any, budget: int) -> dict:
     """Options a run fills in when the user did not: the run's ``budget`` for strategies
-    that plan with one, and the problem's own start point ``problem.x0`` for strategies
-    that take an ``x0`` (e.g. a merge genome's 0.5 weights)."""
+    that plan with one, the problem's own start point ``problem.x0`` for strategies that
+    take an ``x0`` (e.g. a merge genome's 0.5 weights), and the problem's
+    ``context_range`` for contextual bandits (e.g. the shifts of a stream of systems)."""
     params = inspect.signature(cls).parameters
     filled = dict(options)
     if "budget" in params and "budget" not in filled:
@@ -336,6 +337,9 @@ def run_defaults(cls: type, options: dict, problem: Any, budget: int) -> dict:
     start = getattr(problem, "x0", None)
     if "x0" in params and "x0" not in filled and start is not None:
         filled["x0"] = np.asarray(start, dtype=float).tolist()
+    contexts = getattr(problem, "context_range", None)
+    if "context_range" in params and filled.get("context_range") is None and contexts is not None:
+        filled["context_range"] = [float(c) for c in contexts]
     return filled
 
 

@@ -139,3 +139,12 @@ def test_a_problem_start_point_is_used_unless_the_options_give_one():
     np.testing.assert_allclose(started.history[0]["x"], [1.0, 2.0, 3.0], atol=1e-6)
     own = minimize(problem, "cma", 7, seed=0, options={**tight, "x0": [0.0, 0.0, 0.0]})
     np.testing.assert_allclose(own.history[0]["x"], [0.0, 0.0, 0.0], atol=1e-6)
+
+
+def test_a_contextual_bandit_takes_the_problems_context_range_unless_given():
+    problem = problems.get("sor-poisson", m=6)
+    result = minimize(problem, "tsallis-inf-cb", 20, seed=0, progress=False)
+    assert result.n_evals == 20
+    with pytest.raises(ValueError, match="context_range needs finite low < high"):
+        minimize(problems.get("sor-poisson", m=6), "tsallis-inf-cb", 20, seed=0,
+                 options={"context_range": [1.0, 0.0]}, progress=False)
