@@ -146,10 +146,7 @@ def wall_only(args) -> None:
              f"repeats; no cost table at this size (iterations bar: see the table run). Wall-time bar (ChebCB faster "
              f"than plain CG): {'met' if min(walls['chebcb']) < cg else 'NOT met'} "
              f"({min(walls['chebcb']):.1f} s vs {cg:.1f} s).")
-    if args.dry:
-        print(body, notes, sep="\n\n")
-        return
-    append(f"S3 (wall time only) — heat equation, nx = {nx}", body, notes)
+    publish(args, f"S3 (wall time only) — heat equation, nx = {nx}", body, notes)
 
 
 def report_rows(args, ssor, cg_ref, omegas, best, cg_iters, cg_wall, fixed_wall, fixed, learners, cheb_wall,
@@ -181,10 +178,15 @@ def report_rows(args, ssor, cg_ref, omegas, best, cg_iters, cg_wall, fixed_wall,
              f"{sums[best]}: {'met' if it_ok else 'NOT met'}; faster than plain CG in wall time — "
              f"{cheb_wall:.1f} s vs {cg_wall:.1f} s: {'met' if cheb_wall < cg_wall else 'NOT met'}. "
              f"Not converged solves: {sum(r['not_converged'] for rs in learners.values() for r in rs)}.")
+    publish(args, f"S3 — heat equation, SSOR-PCG ω bandits vs fixed ω vs plain CG, nx = {args.nx}", body, notes)
+
+
+def publish(args, title: str, body: str, notes: str) -> None:
+    """Append the table to RESULTS.md, or only print it with ``--dry``."""
     if args.dry:
         print(body, notes, sep="\n\n")
-        return
-    append(f"S3 — heat equation, SSOR-PCG ω bandits vs fixed ω vs plain CG, nx = {args.nx}", body, notes)
+    else:
+        append(title, body, notes)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,7 @@ ESTIMATORS = {
 
 
 def _problem(device: str, depth: int = 1):
-    jvp = {"jvp": "forward_ad"}
-    return get("zo-digits-mlp", seed=0, hidden=16, depth=depth, batch_size=32, device=device, **jvp)
+    return get("zo-digits-mlp", seed=0, hidden=16, depth=depth, batch_size=32, device=device, jvp="forward_ad")
 
 
 @pytest.mark.parametrize("device", DEVICES)
