@@ -26,7 +26,8 @@ import yaml
 
 from bbopt import problems as problem_registry
 from bbopt.evaluation import ON_ERROR, ON_NAN
-from bbopt.optimizer import OptionError, check_options, make_optimizer, optimizer_class, run_defaults
+from bbopt.optimizer import make_optimizer, optimizer_class, recommended_options, run_defaults
+from bbopt.options import OptionError, check_options, merge_recommended
 from bbopt.problem import FunctionProblem
 from bbopt.seeding import as_seed_sequence, child_seed, int_seed
 from bbopt.spaces import Box, Choice
@@ -161,7 +162,10 @@ def validate(config: dict) -> dict:
 
 
 def build(config: dict) -> tuple[Any, Any]:
-    """The problem and the optimizer a validated config describes (errors name the field)."""
+    """The problem and the optimizer a validated config describes (errors name the field).
+
+    ``config["optimizer"]`` is completed with what the problem recommends for the chosen
+    strategy (the user's options win), so the resolved config says what actually ran."""
     problem = build_problem(config["problem"], seed=config["seed"])
     spec = dict(config["optimizer"])
     name = spec.pop("name")
@@ -171,12 +175,12 @@ def build(config: dict) -> tuple[Any, Any]:
         raise ConfigError("optimizer.name", str(err)) from None
     try:
         check_options(cls, spec, f"optimizer {name!r}")
+        config["optimizer"] = {"name": name, **merge_recommended(recommended_options(problem, name), spec)}
+        spec = run_defaults(name, spec, problem, config["budget"])
+        seq = as_seed_sequence(config["seed"])
+        optimizer = make_optimizer(name, problem.space, seed=child_seed(seq, 0), **spec)
     except OptionError as err:
         raise ConfigError(f"optimizer.{err.option}", str(err)) from None
-    spec = run_defaults(cls, spec, problem, config["budget"])
-    seq = as_seed_sequence(config["seed"])
-    try:
-        optimizer = make_optimizer(name, problem.space, seed=child_seed(seq, 0), **spec)
     except (TypeError, ValueError, OverflowError, MemoryError) as err:
         raise ConfigError("optimizer", str(err)) from None
     return problem, optimizer

@@ -22,7 +22,7 @@ import numpy as np
 
 from bbopt.batch import Batch
 from bbopt.evaluation import Evaluator, Outcomes
-from bbopt.optimizer import Optimizer, make_optimizer, optimizer_class, run_defaults
+from bbopt.optimizer import Optimizer, make_optimizer, run_defaults
 from bbopt.problem import as_problem
 from bbopt.results import History, Result, RunDir
 from bbopt.seeding import SeedLike, as_seed_sequence, child_seed, seed_to_json
@@ -291,7 +291,7 @@ class _Loop:
 def _build_optimizer(optimizer: Any, problem: Any, seq: np.random.SeedSequence, options: dict,
                      budget: int, seed: SeedLike) -> Any:
     if isinstance(optimizer, str):
-        options = run_defaults(optimizer_class(optimizer), options, problem, budget)
+        options = run_defaults(optimizer, options, problem, budget)
         return make_optimizer(optimizer, problem.space, seed=child_seed(seq, 0), **options)
     if options:
         raise ValueError("options= applies when optimizer is a name; this optimizer is already built")

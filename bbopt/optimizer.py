@@ -13,7 +13,6 @@ loading rebuilds the strategy and replays the log — exact, and no pickle invol
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import math
@@ -22,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bbopt.batch import Batch
+from bbopt.options import check_options, merge_recommended, unknown_name_message
 from bbopt.seeding import SeedLike, as_seed_sequence, seed_from_json, seed_to_json
 from bbopt.spaces import Box, Space
 
@@ -43,6 +43,8 @@ class Optimizer:
     #: a batch is one indivisible step (e.g. a ZO gradient estimate): the loop never
     #: evaluates part of one to fit the budget, it stops instead
     atomic_batches: ClassVar[bool] = False
+    #: old option name -> new name (docs/options.md): an old name in a config gets the new one
+    renamed_options: ClassVar[dict[str, str]] = {}
 
     def __init__(self, space: Space, seed: SeedLike = None):
         if not isinstance(space, self.supported_spaces):
@@ -317,21 +319,29 @@ def make_optimizer(name: str, space: Space, seed: SeedLike = None, **options: An
     return cls(space, seed=seed, **options)
 
 
-class OptionError(ValueError):
-    """An option a strategy or problem does not accept; ``option`` is its name."""
+def recommended_options(problem: Any, name: str) -> dict:
+    """What ``problem`` declares for the strategy registered as ``name`` (``{}`` if nothing):
+    e.g. the prompt-tuning problem's CMA-ES σ₀ and population, which its projections are
+    scaled for. A problem declares them with ``recommended_options(name) -> dict``."""
+    declare = getattr(problem, "recommended_options", None)
+    if declare is None:
+        return {}
+    recommended = declare(name)
+    if not isinstance(recommended, dict):
+        raise TypeError(f"{type(problem).__name__}.recommended_options({name!r}) must return a dict, "
+                        f"got {type(recommended).__name__}")
+    return recommended
 
-    def __init__(self, option: str, message: str):
-        super().__init__(message)
-        self.option = option
 
-
-def run_defaults(cls: type, options: dict, problem: Any, budget: int) -> dict:
-    """Options a run fills in when the user did not: the run's ``budget`` for strategies
-    that plan with one, the problem's own start point ``problem.x0`` for strategies that
-    take an ``x0`` (e.g. a merge genome's 0.5 weights), and the problem's
-    ``context_range`` for contextual bandits (e.g. the shifts of a stream of systems)."""
-    params = inspect.signature(cls).parameters
-    filled = dict(options)
+def run_defaults(name: str, options: dict, problem: Any, budget: int) -> dict:
+    """The options a run builds strategy ``name`` with: the user's ``options`` over what the
+    problem recommends for that strategy (key by key, nested mappings too), then what the
+    run fills in when neither set it: the run's ``budget`` for strategies that plan with
+    one, the problem's start point ``problem.x0`` for strategies that take an ``x0`` (e.g.
+    a merge genome's 0.5 weights), and the problem's ``context_range`` for contextual
+    bandits (e.g. the shifts of a stream of systems)."""
+    params = inspect.signature(optimizer_class(name)).parameters
+    filled = merge_recommended(recommended_options(problem, name), options)
     if "budget" in params and "budget" not in filled:
         filled["budget"] = budget
     start = getattr(problem, "x0", None)
@@ -341,25 +351,3 @@ def run_defaults(cls: type, options: dict, problem: Any, budget: int) -> dict:
     if "context_range" in params and filled.get("context_range") is None and contexts is not None:
         filled["context_range"] = [float(c) for c in contexts]
     return filled
-
-
-def check_options(func: Any, options: dict, owner: str, skip: tuple[str, ...] = ("self", "space", "seed")) -> None:
-    """Reject keyword options ``func`` does not accept, suggesting the nearest valid name."""
-    params = inspect.signature(func).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    valid = [p for p in params if p not in skip]
-    for key in options:
-        if key not in valid:
-            hint = difflib.get_close_matches(key, valid, n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else f"; valid options: {', '.join(valid) or 'none'}"
-            raise OptionError(key, f"{owner} has no option {key!r}{extra}")
-
-
-def unknown_name_message(kind: str, name: str, known: Any, listed: int = 30) -> str:
-    """One line: the nearest name, then the known ones (a long registry is cut short)."""
-    hint = difflib.get_close_matches(name, list(known), n=1)
-    suggestion = f"did you mean {hint[0]!r}? " if hint else ""
-    names = sorted(known)
-    shown = ", ".join(names[:listed]) + (f", … ({len(names) - listed} more)" if len(names) > listed else "")
-    return f"unknown {kind} {name!r}; {suggestion}known: {shown}"

@@ -3,7 +3,9 @@
 A problem has a ``space`` and ``evaluate(batch) -> losses (n,)``. It may declare its
 ``optimum`` (the best loss, for targets and regret), ``max_batch`` (the largest batch one
 call should take), ``state_dict``/``load_state_dict`` (for problems with state that a
-checkpoint must carry) and optional capabilities that strategies check for:
+checkpoint must carry), ``recommended_options(optimizer_name) -> dict`` (the options it is
+built to be optimised with, e.g. the CMA-ES σ₀ its scaling assumes: a run applies them
+unless the user sets them, and writes them into the resolved config) and optional capabilities that strategies check for:
 ``context(round)`` (contextual strategies; the context of the instance a round solves),
 ``jvp`` (forward gradient), ``noisy_forward`` (likelihood ratio).
 """
@@ -37,6 +39,10 @@ class Problem:
 
     def load_state_dict(self, state: dict) -> None:
         """Problems without state have nothing to restore."""
+
+    def recommended_options(self, optimizer: str) -> dict:
+        """Options for the strategy registered as ``optimizer`` that this problem is built for."""
+        return {}
 
     def describe(self) -> dict:
         return {"problem": type(self).__name__, "space": self.space.describe(), "optimum": self.optimum}

@@ -7,7 +7,8 @@ import pytest
 
 from bbopt import problems
 from bbopt.config import load_yaml, validate
-from bbopt.optimizer import OPTIMIZERS, check_options, optimizer_class
+from bbopt.optimizer import OPTIMIZERS, optimizer_class
+from bbopt.options import check_options
 from bbopt.parallel import expand
 
 FILES = sorted((Path(__file__).resolve().parent.parent / "problems").glob("*.yaml"))

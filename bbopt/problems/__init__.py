@@ -12,7 +12,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-from bbopt.optimizer import check_options, unknown_name_message
+from bbopt.options import check_options, unknown_name_message
 
 #: name -> ("module:attr", one-line description)
 PROBLEMS: dict[str, tuple[str, str]] = {

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from bbopt.batch import Batch, candidates_of
-from bbopt.optimizer import check_options
+from bbopt.options import check_options
 from bbopt.problem import Problem
 from bbopt.problems.fewshot import EncodedSplit, encode, start_ids
 from bbopt.problems.prompt_hooks import InjectionPlan, PromptInjector

@@ -18,7 +18,8 @@ from typing import Any
 import nevergrad as ng
 import numpy as np
 
-from bbopt.optimizer import Optimizer, unknown_name_message
+from bbopt.optimizer import Optimizer
+from bbopt.options import unknown_name_message
 from bbopt.seeding import SeedLike, int_seed
 from bbopt.spaces import Box
 

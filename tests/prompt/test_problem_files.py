@@ -8,7 +8,7 @@ import pytest
 
 from bbopt import Box, make_optimizer, minimize
 from bbopt.config import load_yaml, validate
-from bbopt.optimizer import check_options
+from bbopt.options import check_options
 from bbopt.problems import PromptTuningProblem, get
 
 FILES = sorted((Path(__file__).resolve().parents[2] / "problems").glob("bbt*.yaml"))
