@@ -122,8 +122,8 @@ def unknown_name_message(kind: str, name: str, known: Any, listed: int = 30) -> 
 
 def _number(value: Any, name: str, owner: str, *, integer: bool, low: float | None = None,
             high: float | None = None, low_open: bool = False, high_open: bool = False, what: str) -> Any:
-    kinds: tuple[type, ...] = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    ok = not isinstance(value, bool) and isinstance(value, kinds) and math.isfinite(float(value))
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+          and math.isfinite(value) and (not integer or isinstance(value, (int, np.integer))))
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:
