@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import copy
 import difflib
-import math
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bbopt import problems as problem_registry
-from bbopt.evaluation import ON_ERROR, ON_NAN
+from bbopt.evaluation import check_evaluation_options, check_in_process
 from bbopt.optimizer import make_optimizer, optimizer_class, recommended_options, run_defaults
-from bbopt.options import OptionError, check_options, merge_recommended
+from bbopt.options import OptionError, check_options, integer, merge_recommended, number, one_of, positive
 from bbopt.problem import FunctionProblem
 from bbopt.seeding import as_seed_sequence, child_seed, int_seed
 from bbopt.spaces import Box, Choice
@@ -44,17 +45,20 @@ class ConfigError(ValueError):
 #: top-level keys: name -> (check, default); a check returns the cleaned value or raises ConfigError
 RUN_KEYS: dict[str, Any] = {
     "problem": None, "optimizer": None, "budget": None, "seed": None,
-    "target": None, "target_gap": None, "time_limit": None, "batch_size": None,
+    "target": None, "target_gap": None, "time_limit": None, "round_size": None,
     "n_jobs": 1, "eval_timeout": None, "on_error": "raise", "on_nan": "worst",
     "checkpoint_every": 5.0, "progress": "auto", "record_x": "auto", "out": None,
     "description": None, "grid": None, "runs": None,
 }
 SWEEP_KEYS = ("grid", "runs")
-MAX_JOBS = 1024
+#: old run keys -> new names (docs/options.md): a config with an old key gets the new one
+RENAMED_KEYS = {"batch_size": "round_size"}
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` that refuses duplicate keys (PyYAML silently keeps the last)."""
+    """``yaml.safe_load`` that refuses duplicate keys (PyYAML silently keeps the last) and reads
+    numbers as YAML 1.2 does: ``1e-5``, ``1E+3`` and ``2.0e5`` are floats (PyYAML follows YAML 1.1,
+    whose floats need a dot and a signed exponent, and returns them as strings)."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen = set()
@@ -67,6 +71,16 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+#: YAML 1.2 core-schema floats; tried after PyYAML's own int and float patterns, so "10" stays an int
+_YAML12_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text as Python values, read like a config file (safe, strict, YAML 1.2 numbers)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def load_yaml(path: str | Path) -> dict:
     """Read a config file (safe loader only); the top level must be a mapping."""
     path = Path(path)
@@ -77,7 +91,7 @@ def load_yaml(path: str | Path) -> dict:
     except (UnicodeDecodeError, OSError) as err:
         raise ConfigError("", f"{path} cannot be read as UTF-8 text: {err}") from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        data = parse_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -89,14 +103,14 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def apply_overrides(config: dict, overrides: list[str]) -> dict:
-    """``--set key.sub=value`` overrides; values are parsed as YAML (numbers, lists, ...)."""
+    """``--set key.sub=value`` overrides; values are parsed as in a file (numbers, lists, ...)."""
     config = copy.deepcopy(config)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError("--set", f"expected key=value, got {item!r}")
         try:
-            value = yaml.safe_load(raw)
+            value = parse_yaml(raw)
         except yaml.YAMLError:
             raise ConfigError(key, f"value {raw!r} is not valid YAML") from None
         set_dotted(config, key, value)
@@ -124,6 +138,8 @@ def validate(config: dict) -> dict:
     if not isinstance(config, dict):
         raise ConfigError("", "a config must be a mapping")
     for key in config:
+        if key in RENAMED_KEYS:
+            raise ConfigError(str(key), f"is now called {RENAMED_KEYS[key]!r} (see docs/options.md)")
         if key not in RUN_KEYS:
             hint = difflib.get_close_matches(str(key), list(RUN_KEYS), n=1)
             extra = f"did you mean {hint[0]!r}?" if hint else f"valid keys: {', '.join(RUN_KEYS)}"
@@ -135,29 +151,30 @@ def validate(config: dict) -> dict:
             raise ConfigError(key, "is required")
     out["problem"] = _named_section(config["problem"], "problem")
     out["optimizer"] = _named_section(config["optimizer"], "optimizer")
-    out["budget"] = _int(config["budget"], "budget", minimum=1)
+    out["budget"] = _checked(integer, config["budget"], "budget", minimum=1)
     seed = config.get("seed")
-    out["seed"] = int_seed(as_seed_sequence(None)) if seed is None else _int(seed, "seed", minimum=0)
+    out["seed"] = int_seed(as_seed_sequence(None)) if seed is None else _checked(integer, seed, "seed", minimum=0)
     for key in ("target", "target_gap"):
         if config.get(key) is not None:
-            out[key] = _number(config[key], key)
+            out[key] = _checked(number, config[key], key)
     if config.get("target") is not None and config.get("target_gap") is not None:
         raise ConfigError("target_gap", "give target or target_gap, not both")
-    for key in ("time_limit", "checkpoint_every", "eval_timeout"):
+    for key in ("time_limit", "checkpoint_every"):
         if config.get(key) is not None:
-            out[key] = _number(config[key], key, positive=True)
-    if config.get("batch_size") is not None:
-        out["batch_size"] = _int(config["batch_size"], "batch_size", minimum=1)
-    n_jobs = _int(out["n_jobs"], "n_jobs", minimum=-1)
-    if n_jobs == 0 or n_jobs > MAX_JOBS:
-        raise ConfigError("n_jobs", f"must be an integer in [1, {MAX_JOBS}] or -1 (all cores), got {n_jobs}")
-    out["n_jobs"] = n_jobs
-    _one_of(out, "on_error", ON_ERROR)
-    _one_of(out, "on_nan", ON_NAN)
-    _one_of(out, "progress", (True, False, "auto"))
-    _one_of(out, "record_x", (True, False, "auto"))
+            out[key] = _checked(positive, config[key], key)
+    if config.get("round_size") is not None:
+        out["round_size"] = _checked(positive, config["round_size"], "round_size", integer=True)
+    try:
+        out["on_error"], out["on_nan"], out["n_jobs"], out["eval_timeout"] = check_evaluation_options(
+            out["on_error"], out["on_nan"], out["n_jobs"], out.get("eval_timeout"))
+    except OptionError as err:
+        raise _config_error(err) from None
+    _checked(one_of, out["progress"], "progress", allowed=(True, False, "auto"))
+    _checked(one_of, out["record_x"], "record_x", allowed=(True, False, "auto"))
     if out.get("out") is not None and not isinstance(out["out"], str):
         raise ConfigError("out", f"must be a path string, got {type(out['out']).__name__}")
+    if out.get("eval_timeout") is None:
+        out.pop("eval_timeout", None)
     return out
 
 
@@ -167,6 +184,10 @@ def build(config: dict) -> tuple[Any, Any]:
     ``config["optimizer"]`` is completed with what the problem recommends for the chosen
     strategy (the user's options win), so the resolved config says what actually ran."""
     problem = build_problem(config["problem"], seed=config["seed"])
+    try:
+        check_in_process(problem, config["n_jobs"], config.get("eval_timeout"))
+    except OptionError as err:
+        raise _config_error(err) from None
     spec = dict(config["optimizer"])
     name = spec.pop("name")
     try:
@@ -250,23 +271,14 @@ def _named_section(value: Any, field: str) -> dict:
     return dict(value)
 
 
-def _int(value: Any, field: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(field, f"must be an integer, got {value!r}")
-    if value < minimum:
-        raise ConfigError(field, f"must be ≥ {minimum}, got {value}")
-    return value
+def _checked(check: Callable[..., Any], value: Any, field: str, **limits: Any) -> Any:
+    """A run key through its check in :mod:`bbopt.options`, its error as a ConfigError."""
+    try:
+        return check(value, field, "", **limits)
+    except OptionError as err:
+        raise _config_error(err) from None
 
 
-def _number(value: Any, field: str, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigError(field, f"must be a number, got {value!r}")
-    if positive and value <= 0:
-        raise ConfigError(field, f"must be positive, got {value}")
-    return float(value)
-
-
-def _one_of(config: dict, field: str, allowed: tuple) -> None:
-    value = config[field]
-    if not any(type(value) is type(a) and value == a for a in allowed):  # 0 is not False here
-        raise ConfigError(field, f"must be one of {', '.join(map(str, allowed))}; got {config[field]!r}")
+def _config_error(err: OptionError) -> ConfigError:
+    """``field: must be …`` from an option check's ``field must be …``."""
+    return ConfigError(err.option, str(err).removeprefix(f"{err.option} "))

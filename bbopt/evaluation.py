@@ -11,6 +11,18 @@ when an ``executor`` is given (anything with ``submit`` returning futures, e.g. 
 ``dask.distributed.Client``), or when ``timeout`` is set: an evaluation running longer
 than ``timeout`` seconds, or one that kills its worker, is recorded as failed and the
 pool is restarted; the other candidates in flight are re-run, never lost.
+
+A problem that declares ``evaluate_has_side_effects`` (a warm-started stream of systems, a
+model trained in place, a best-so-far tracker) has one authoritative state: the one in the
+main process. A worker evaluates a pickled copy, so its state change would be lost (the
+heat stream would be asked for step 1 while still at step 0). Such problems are therefore
+always evaluated in the main process, in order, and ``n_jobs``, ``executor`` and
+``timeout`` are refused for them (:func:`check_in_process`). A timeout in the main process
+(SIGALRM) was considered and rejected: it interrupts the evaluation at an arbitrary point
+(between applying and undoing an in-place perturbation, between two columns of a solve
+log), so the state it leaves is not guaranteed consistent, and it cannot interrupt compiled
+code (a torch kernel, a sparse solve) anyway. Bound such problems' evaluations inside the
+problem instead (e.g. a solver's ``maxiter``), or use the run's ``time_limit``.
 """
 
 from __future__ import annotations
@@ -24,11 +36,13 @@ from typing import Any
 import numpy as np
 
 from bbopt.batch import Batch
+from bbopt.options import OptionError, integer, one_of, positive
 from bbopt.problem import check_losses
 
 ON_ERROR = ("raise", "record")
 _MAX_WAIT = 3600.0  # wait in slices: huge timeouts overflow the OS's time_t
 ON_NAN = ("worst", "fail")
+MAX_JOBS = 1024
 
 
 class EvaluationError(RuntimeError):
@@ -77,19 +91,46 @@ def evaluate_chunk(problem: Any, batch: Batch, isolate: bool) -> Outcomes:
         return Outcomes.failed(len(batch), _describe(err))
 
 
+def check_evaluation_options(on_error: Any, on_nan: Any, n_jobs: Any, timeout: Any
+                             ) -> tuple[str, str, int, float | None]:
+    """The run's evaluation options, checked (an :class:`OptionError` names the bad one).
+
+    ``eval_timeout`` is the option's name in a run (``minimize``, problem files)."""
+    one_of(on_error, "on_error", "", ON_ERROR)
+    one_of(on_nan, "on_nan", "", ON_NAN)
+    n_jobs = integer(n_jobs, "n_jobs")
+    if n_jobs != -1 and not 1 <= n_jobs <= MAX_JOBS:
+        raise OptionError("n_jobs", f"n_jobs must be an integer in [1, {MAX_JOBS}] or -1 (all cores), got {n_jobs}")
+    if timeout is not None:
+        timeout = positive(timeout, "eval_timeout")
+    return on_error, on_nan, n_jobs, timeout
+
+
+def check_in_process(problem: Any, n_jobs: int, timeout: float | None, executor: Any = None) -> None:
+    """Refuse worker processes for a problem whose evaluations change its state (see the module
+    docstring): its state lives in the main process, so it must be evaluated there."""
+    if not getattr(problem, "evaluate_has_side_effects", False):
+        return
+    name = type(problem).__name__
+    why = (f"{name} changes its own state when it evaluates (evaluate_has_side_effects), so it is "
+           "evaluated in the main process, in order")
+    if n_jobs != 1:
+        raise OptionError("n_jobs", f"n_jobs must be 1 for {name}, got {n_jobs}: {why}")
+    if executor is not None:
+        raise OptionError("executor", f"executor cannot be used with {name}: {why}")
+    if timeout is not None:
+        raise OptionError("eval_timeout", f"eval_timeout cannot be used with {name}: {why}; a timeout needs "
+                                          "a worker process it can stop (bound the evaluation inside the "
+                                          "problem, or use time_limit)")
+
+
 class Evaluator:
     """Evaluates batches for the loop under the run's policies."""
 
     def __init__(self, problem: Any, *, on_error: str = "raise", on_nan: str = "worst", n_jobs: int = 1,
                  timeout: float | None = None, executor: Any = None):
-        if on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-        if on_nan not in ON_NAN:
-            raise ValueError(f"on_nan must be one of {ON_NAN}, got {on_nan!r}")
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or not -1 <= n_jobs <= 1024:
-            raise ValueError(f"n_jobs must be an integer in [1, 1024] or -1, got {n_jobs!r}")
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        on_error, on_nan, n_jobs, timeout = check_evaluation_options(on_error, on_nan, n_jobs, timeout)
+        check_in_process(problem, n_jobs, timeout, executor)
         self.problem, self.on_error, self.on_nan, self.timeout = problem, on_error, on_nan, timeout
         self.pool: _Pool | None = None
         if executor is not None or n_jobs != 1 or timeout is not None:

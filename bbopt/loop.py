@@ -23,6 +23,7 @@ import numpy as np
 from bbopt.batch import Batch
 from bbopt.evaluation import Evaluator, Outcomes
 from bbopt.optimizer import Optimizer, make_optimizer, run_defaults
+from bbopt.options import positive
 from bbopt.problem import as_problem
 from bbopt.results import History, Result, RunDir
 from bbopt.seeding import SeedLike, as_seed_sequence, child_seed, seed_to_json
@@ -55,7 +56,7 @@ def minimize(
     vectorized: bool = False,
     seed: SeedLike = None,
     options: dict | None = None,
-    batch_size: int | None = None,
+    round_size: int | None = None,
     target: float | None = None,
     target_gap: float | None = None,
     time_limit: float | None = None,
@@ -77,16 +78,20 @@ def minimize(
     ``optimizer`` is a registered name (built with ``options`` and a child of ``seed``,
     ``budget`` filled in for strategies that take one) or an Optimizer object. Stops on
     the budget, ``target`` (or ``optimum + target_gap``), ``time_limit`` seconds, or a
-    callback returning True. ``n_jobs`` evaluates on that many worker processes (loky);
-    ``executor`` on any ``submit()``-style executor (e.g. a ``dask.distributed.Client``);
-    ``eval_timeout`` fails an evaluation that runs longer (it then runs in a worker).
+    callback returning True. ``round_size`` is how many candidates each round asks and
+    evaluates (default: the strategy's own batch, e.g. its ``popsize``). ``n_jobs``
+    evaluates on that many worker processes (loky); ``executor`` on any ``submit()``-style
+    executor (e.g. a ``dask.distributed.Client``); ``eval_timeout`` fails an evaluation that
+    runs longer (it then runs in a worker). Problems that declare
+    ``evaluate_has_side_effects`` are evaluated in the main process: ``n_jobs``,
+    ``executor`` and ``eval_timeout`` raise an :class:`~bbopt.options.OptionError` for them.
     """
     problem = as_problem(problem, space, vectorized)
-    budget = _positive_int(budget, "budget")
+    budget = positive(budget, "budget", integer=True)
     stop_at = _target(problem, target, target_gap)
     seq = as_seed_sequence(seed)
     optimizer = _build_optimizer(optimizer, problem, seq, options or {}, budget, seed)
-    loop = _Loop(problem, optimizer, budget, stop_at, time_limit, list(callbacks), batch_size)
+    loop = _Loop(problem, optimizer, budget, stop_at, time_limit, list(callbacks), round_size)
     evaluator = Evaluator(problem, on_error=on_error, on_nan=on_nan, n_jobs=n_jobs, timeout=eval_timeout,
                           executor=executor)
     run = RunDir(run_dir) if run_dir is not None else None
@@ -116,10 +121,10 @@ class _Loop:
     """The loop's state: counters, best, the in-memory history; one method per phase."""
 
     def __init__(self, problem: Any, optimizer: Any, budget: int, stop_at: float | None,
-                 time_limit: float | None, callbacks: list, batch_size: int | None):
+                 time_limit: float | None, callbacks: list, round_size: int | None):
         self.problem, self.optimizer, self.budget = problem, optimizer, budget
         self.stop_at, self.time_limit, self.callbacks = stop_at, time_limit, callbacks
-        self.batch_size = None if batch_size is None else _positive_int(batch_size, "batch_size")
+        self.round_size = None if round_size is None else positive(round_size, "round_size", integer=True)
         self.n_evals = self.n_failed = self.round = 0
         self.best_loss, self.best_x = math.inf, None
         self.elapsed_before = 0.0
@@ -190,7 +195,7 @@ class _Loop:
 
     def _ask(self) -> Batch | None:
         remaining = self.budget - self.n_evals
-        n = None if self.batch_size is None else min(self.batch_size, remaining)
+        n = None if self.round_size is None else min(self.round_size, remaining)
         context = self.problem.context(self.round) if hasattr(self.problem, "context") else None
         batch = self.optimizer.ask(n, context) if context is not None else self.optimizer.ask(n)
         batch.round = self.round
@@ -300,12 +305,6 @@ def _build_optimizer(optimizer: Any, problem: Any, seq: np.random.SeedSequence, 
     if not (hasattr(optimizer, "ask") and hasattr(optimizer, "tell")):
         raise TypeError(f"optimizer must be a name or an ask/tell object, got {type(optimizer).__name__}")
     return optimizer
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _target(problem: Any, target: float | None, target_gap: float | None) -> float | None:

@@ -34,6 +34,11 @@ def _prefix(owner: str) -> str:
     return f"{owner}: " if owner else ""
 
 
+def number(value: Any, name: str, owner: str = "") -> float:
+    """``value`` as a ``float`` if it is a finite number (``bool`` is refused)."""
+    return _number(value, name, owner, integer=False, what="a finite number")
+
+
 def positive(value: Any, name: str, owner: str = "", *, integer: bool = False) -> Any:
     """``value`` if it is a finite number > 0 (an ``int`` when ``integer``)."""
     return _number(value, name, owner, integer=integer, low=0, low_open=True, what="positive")
@@ -72,6 +77,20 @@ def one_of(value: Any, name: str, owner: str, allowed: Iterable[Any]) -> Any:
         raise OptionError(name, f"{_prefix(owner)}{name} must be one of {', '.join(map(repr, allowed))}, "
                                 f"got {value!r}{extra}")
     return value
+
+
+def point(value: Any, name: str, owner: str, space: Any) -> np.ndarray:
+    """``value`` as a ``(d,)`` float array of finite numbers inside the Box ``space`` (a point of a
+    ``soft`` box may lie outside it: the box only says where to search)."""
+    try:
+        x = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        x = None
+    if x is None or x.shape != (space.dim,) or not np.isfinite(x).all():
+        raise OptionError(name, f"{_prefix(owner)}{name} must be a list of {space.dim} finite numbers, got {value!r}")
+    if not space.soft and not space.contains(x).all():
+        raise OptionError(name, f"{_prefix(owner)}{name} must lie inside the box {space!r}, got {value!r}")
+    return x
 
 
 def unused(name: str, owner: str, reason: str) -> OptionError:

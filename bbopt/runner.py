@@ -81,7 +81,7 @@ def _minimize(config: dict, problem: Any, optimizer: Any, run_dir: Path, resume:
     return minimize(
         problem, optimizer, config["budget"],
         target=config.get("target"), target_gap=config.get("target_gap"),
-        time_limit=config.get("time_limit"), batch_size=config.get("batch_size"),
+        time_limit=config.get("time_limit"), round_size=config.get("round_size"),
         n_jobs=config["n_jobs"], eval_timeout=config.get("eval_timeout"),
         on_error=config["on_error"], on_nan=config["on_nan"],
         run_dir=run_dir, resume=resume, checkpoint_every=config["checkpoint_every"],

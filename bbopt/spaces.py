@@ -54,7 +54,8 @@ class Box(Space):
             lower_arr = np.asarray(lower, dtype=float)
             upper_arr = np.asarray(upper, dtype=float)
         except (TypeError, ValueError):
-            raise ValueError(f"Box: bounds must be numbers or sequences of numbers, got {lower!r}, {upper!r}") from None
+            raise ValueError(f"Box: lower and upper must be numbers or sequences of numbers, got {lower!r}, "
+                             f"{upper!r}") from None
         if lower_arr.ndim > 1 or upper_arr.ndim > 1:
             raise ValueError("Box: lower and upper must be scalars or 1-D sequences")
         if lower_arr.size == 0 or upper_arr.size == 0:
@@ -78,7 +79,7 @@ class Box(Space):
                     f"Box: lower has {lower_arr.size} entries but upper has {upper_arr.size}"
                 )
         if np.isnan(lower_arr).any() or np.isnan(upper_arr).any():
-            raise ValueError("Box: bounds must not be NaN")
+            raise ValueError("Box: lower and upper must not be NaN")
         bad = np.flatnonzero(~(lower_arr < upper_arr))
         if bad.size:
             i = int(bad[0])

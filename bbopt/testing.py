@@ -6,7 +6,7 @@ strategies)::
     class TestMyStrategy(OptimizerConformance):
         name = "my_module:MyStrategy"          # or a registered name
         options = {"popsize": 8}
-        def make_problem(self):                 # default: a 4-D sphere
+        def make_problem(self):                 # the space and problem; default a 4-D sphere
             return bbopt.problems.get("sphere", dim=4)
         converge_budget, converge_target = 2000, 1e-6
 
@@ -14,10 +14,27 @@ Checks: ``ask`` shapes and bounds; NaN/inf never the best and tolerated; same se
 same history; another seed ⇒ a different one; ``state_dict`` saved to a file and loaded
 ⇒ identical continuation; subsets told out of order are accepted; convergence on the
 problem's target within a declared budget.
+
+**Every registered strategy declares itself.** ``tests/test_conformance.py`` walks
+``OPTIMIZERS`` and fails for a registered name that no ``Test*`` subclass of
+:class:`OptimizerConformance` declares (it finds them with :func:`find_declarations` in
+every ``test_*.py`` under ``tests/`` that mentions ``OptimizerConformance``). A new
+strategy adds one class beside its tests, with its ``name``, the ``options`` and
+``make_problem`` (hence the space) the checks run with, and a convergence claim: either
+``converge_budget`` / ``converge_target`` (checked here), or, where this suite's problem
+cannot show convergence fairly (e.g. a bandit whose regret needs its own test), a reference
+to the test that does, with the reason::
+
+    converge_elsewhere = "tests/bandit/test_exp3_igw.py::test_exp3_regret — regret vs the best arm"
+
+The reference must name an existing test function (checked).
 """
 
 from __future__ import annotations
 
+import importlib
+import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -68,6 +85,8 @@ class OptimizerConformance:
     converge_budget: ClassVar[int | None] = None  # None: no convergence check
     converge_target: ClassVar[float] = 1e-3  # gap to the problem's optimum
     converge_seeds: ClassVar[tuple[int, ...]] = (0,)
+    #: "tests/<file>.py::<test> — reason": where convergence is tested instead (see the module docstring)
+    converge_elsewhere: ClassVar[str] = ""
 
     def make_problem(self) -> Any:
         from bbopt.problems import get
@@ -154,7 +173,9 @@ class OptimizerConformance:
         from bbopt.loop import minimize
 
         if self.converge_budget is None:
-            pytest.skip(f"{self.name} declares no convergence budget")
+            pytest.skip(f"convergence tested elsewhere: {self.converge_elsewhere}" if self.converge_elsewhere
+                        else f"{type(self).__name__} declares no convergence budget (another declaration of "
+                             f"{self.name!r} must)")
 
         for seed in self.converge_seeds:
             problem = self.make_problem()
@@ -164,3 +185,49 @@ class OptimizerConformance:
             assert result.fun <= target, (
                 f"{self.name} reached {result.fun:.3g} > target {target:.3g} in {self.converge_budget} evaluations"
             )
+
+
+def find_declarations(root: Path) -> dict[str, list[type]]:
+    """Registered name -> the ``Test*`` subclasses of :class:`OptimizerConformance` that test modules
+    under ``root`` define (modules are imported under the names pytest's default import mode
+    gives them, so a module pytest has already collected is not imported twice)."""
+    found: dict[str, list[type]] = {}
+    for path in sorted(Path(root).rglob("test_*.py")):
+        if "OptimizerConformance" not in path.read_text(encoding="utf-8"):
+            continue
+        module = _import_test_module(path)
+        for attr, obj in vars(module).items():
+            if (attr.startswith("Test") and isinstance(obj, type) and issubclass(obj, OptimizerConformance)
+                    and obj.name):
+                found.setdefault(obj.name, [])
+                if obj not in found[obj.name]:
+                    found[obj.name].append(obj)
+    return found
+
+
+def check_reference(reference: str, root: Path) -> str | None:
+    """Why ``converge_elsewhere`` (``"path.py::test_name — reason"``) does not name an existing
+    test function under ``root`` (the repository), or None when it does."""
+    match = re.match(r"^(\S+\.py)::(?:\w+::)?(test_\w+)\s+\S.*\S", reference)
+    if match is None:
+        return f"{reference!r} is not 'tests/<file>.py::test_<name> — <reason>'"
+    path = Path(root) / match.group(1)
+    if not path.is_file():
+        return f"{match.group(1)} does not exist"
+    if not re.search(rf"^\s*def {match.group(2)}\(", path.read_text(encoding="utf-8"), re.MULTILINE):
+        return f"{match.group(1)} has no test {match.group(2)}"
+    return None
+
+
+def _import_test_module(path: Path) -> Any:
+    """Import ``path`` as pytest's default ("prepend") mode does: packages up to the first
+    directory without ``__init__.py``, which goes on ``sys.path``."""
+    path = path.resolve()
+    parts = [path.stem]
+    base = path.parent
+    while (base / "__init__.py").exists():
+        parts.insert(0, base.name)
+        base = base.parent
+    if str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+    return importlib.import_module(".".join(parts))

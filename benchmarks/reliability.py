@@ -153,7 +153,7 @@ def bad_inputs() -> tuple[list, list]:
 
 
 def big_sweeps(n_runs: int, tmp: Path) -> list:
-    config = {"problem": {"name": "sphere", "dim": 2}, "optimizer": {"name": "random", "batch_size": 5},
+    config = {"problem": {"name": "sphere", "dim": 2}, "optimizer": {"name": "random", "popsize": 5},
               "budget": 10, "checkpoint_every": 1000.0, "grid": {"seed": list(range(n_runs))}}
     out = []
     funs = {}
@@ -177,7 +177,7 @@ def long_run(tmp: Path) -> list:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
     rows = []
-    for name, options in (("random", {"batch_size": 10}), ("cma", {"restarts": 0})):
+    for name, options in (("random", {"popsize": 10}), ("cma", {"restarts": 0})):
         marks: dict[int, tuple[float, float]] = {}
 
         def mark(info, marks=marks):

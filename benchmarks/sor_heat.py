@@ -66,7 +66,7 @@ def plain_cg_run(nx: int, steps: int, dt: float) -> tuple[int, float]:
 def learner_run(name: str, nx: int, steps: int, dt: float, seed: int, omegas: list[float] | None = None) -> dict:
     """A live run through minimize; ``omegas=[w]`` turns it into the fixed-ω baseline."""
     problem = get("sor-heat", nx=nx, steps=steps, dt=dt, **({"omegas": omegas} if omegas else {}))
-    options: dict = {"batch_size": 1} if name == "random" else {"cost_offset": 0}  # one-arm grid: fixed ω
+    options: dict = {"popsize": 1} if name == "random" else {"cost_offset": 0}  # one-arm grid: fixed ω
     if LEARNERS.get(name):
         options["context_range"] = problem.context_range
     if name == "tsallis-inf-cb":

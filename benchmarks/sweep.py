@@ -37,7 +37,7 @@ def e3_minimize(budget: int) -> list[list]:
     for n_jobs in (1, 2):
         t0 = time.perf_counter()
         result = minimize(sleepy_sphere, "random", budget, space=space, seed=0, n_jobs=n_jobs,
-                          options={"batch_size": 10}, progress=False)
+                          options={"popsize": 10}, progress=False)
         timings[n_jobs] = (time.perf_counter() - t0, result.fun)
     assert timings[1][1] == timings[2][1]
     return [["minimize, 0.2 s objective", f"{budget} evaluations", f"{timings[1][0]:.2f}",
@@ -46,7 +46,7 @@ def e3_minimize(budget: int) -> list[list]:
 
 def e3_sweep(runs: int, budget: int) -> list[list]:
     config = {"problem": {"name": "objectives:sleepy_sphere", "space": {"lower": -5, "upper": 5, "dim": 2}},
-              "optimizer": {"name": "random", "batch_size": 1}, "budget": budget,
+              "optimizer": {"name": "random", "popsize": 1}, "budget": budget,
               "grid": {"seed": list(range(runs))}}
     timings, results = {}, {}
     for label, n_jobs, backend in (("loky 1", 1, "loky"), ("loky 2", 2, "loky"), ("dask 2", 2, "dask")):

@@ -9,7 +9,7 @@ from bbopt.optimizer import OPTIMIZERS
 
 
 def test_ask_gives_fresh_ids_and_tell_accepts_any_subset_in_any_order():
-    opt = make_optimizer("random", Box(0, 1, dim=2), seed=0, batch_size=5)
+    opt = make_optimizer("random", Box(0, 1, dim=2), seed=0, popsize=5)
     batch = opt.ask()
     assert batch.ids.tolist() == [0, 1, 2, 3, 4]
     second = opt.ask(3)

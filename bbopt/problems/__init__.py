@@ -57,11 +57,19 @@ _LAZY = {
 ENTRY_POINT_GROUP = "bbopt.problems"
 
 
+__all__ = ["ENTRY_POINT_GROUP", "PROBLEMS", "available", "get", "resolve", *_LAZY]
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'bbopt.problems' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    """The module's names and the lazily loaded classes (``dir()``, tab completion)."""
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def _entry_points() -> dict[str, Any]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from bbopt.batch import Batch
 from bbopt.optimizer import Optimizer, make_optimizer, optimizer_class
+from bbopt.options import OptionError, integer, point, positive, unused
 from bbopt.seeding import SeedLike, child_seed
 from bbopt.spaces import Box
 
@@ -36,28 +37,43 @@ class BlockCoordinate(Optimizer):
     - ``inner`` / ``inner_options``: the optimizer run on each block (a registered name) and
       its options; a ``budget`` option it takes defaults to ⌈budget / n_blocks⌉.
     - ``generations_per_visit``: inner batches asked per visit (BBTv2: 1).
+    - ``x0``: the start point (default the box centre): the incumbent until the first
+      tell, and each block's part is the inner strategy's ``x0`` where it takes one
+      (an ``x0`` in ``inner_options`` is refused: it would be one point for every block).
+
+    Each inner strategy searches its block's part of the box, soft if the box is soft.
     """
 
     handles_nonfinite = True  # raw losses go to the inner optimizers, which treat NaN themselves
 
     def __init__(self, space: Box, seed: SeedLike = None, blocks: Any = None, n_blocks: int | None = None,
                  inner: str = "cma", inner_options: dict | None = None, generations_per_visit: int = 1,
-                 budget: int | None = None):
+                 budget: int | None = None, x0: Any = None):
         super().__init__(space, seed)
-        if isinstance(generations_per_visit, bool) or not isinstance(generations_per_visit, int) \
-                or generations_per_visit < 1:
-            raise ValueError(f"block: generations_per_visit must be a positive integer, got {generations_per_visit!r}")
+        self.generations_per_visit = positive(generations_per_visit, "generations_per_visit", "block", integer=True)
         if inner_options is not None and not isinstance(inner_options, dict):
-            raise TypeError(f"block: inner_options must be a mapping of options, got {type(inner_options).__name__}")
+            raise OptionError("inner_options", "block: inner_options must be a mapping of options, "
+                                               f"got {type(inner_options).__name__}")
+        if inner_options and "x0" in inner_options:
+            raise OptionError("inner_options", "block: give the start point as x0 (the whole vector), not as "
+                                               "inner_options.x0; each block gets its part")
         self.blocks = resolve_blocks(space, blocks, n_blocks)
+        try:
+            params = inspect.signature(optimizer_class(inner)).parameters
+        except (TypeError, ValueError) as err:
+            raise OptionError("inner", f"block: inner: {err}") from None
         self.inner = inner
         self.inner_options = dict(inner_options or {})
-        cls = optimizer_class(inner)
-        if "budget" in inspect.signature(cls).parameters and budget is not None and "budget" not in self.inner_options:
-            self.inner_options["budget"] = math.ceil(budget / len(self.blocks))
-        self.generations_per_visit = generations_per_visit
-        self._x0 = space.center.copy()
-        self._reset_blocks()
+        if budget is not None:
+            budget = positive(budget, "budget", "block", integer=True)
+            if "budget" in params and "budget" not in self.inner_options:
+                self.inner_options["budget"] = math.ceil(budget / len(self.blocks))
+        self._inner_takes_x0 = "x0" in params
+        self._x0 = space.center.copy() if x0 is None else point(x0, "x0", "block", space)
+        try:
+            self._reset_blocks()
+        except (TypeError, ValueError) as err:
+            raise OptionError("inner_options", f"block: inner_options: {err}") from None
 
     @property
     def n_blocks(self) -> int:
@@ -69,11 +85,12 @@ class BlockCoordinate(Optimizer):
         return None if self._n_inner_asks == 0 else self._block_of_ask(self._n_inner_asks - 1)
 
     def _reset_blocks(self) -> None:
-        self.inners = [
-            make_optimizer(self.inner, Box(self.space.lower[s:e], self.space.upper[s:e]),
-                           seed=child_seed(self.seed, b), **self.inner_options)
-            for b, (s, e) in enumerate(self.blocks)
-        ]
+        self.inners = []
+        for b, (s, e) in enumerate(self.blocks):
+            options = dict(self.inner_options, x0=self._x0[s:e].tolist()) if self._inner_takes_x0 else self.inner_options
+            self.inners.append(make_optimizer(
+                self.inner, Box(self.space.lower[s:e], self.space.upper[s:e], soft=self.space.soft),
+                seed=child_seed(self.seed, b), **options))
         self._n_inner_asks = 0
         self._queue: list[tuple[int, int, np.ndarray]] = []  # (block, inner id, full candidate)
         self._route: dict[int, tuple[int, int]] = {}  # outer id -> (block, inner id)
@@ -158,24 +175,26 @@ def resolve_blocks(space: Box, blocks: Any, n_blocks: int | None) -> list[tuple[
     dim = space.dim
     if blocks is None:
         blocks = getattr(space, "blocks", None)
+    if blocks is not None and n_blocks is not None:
+        raise unused("n_blocks", "block", "when the blocks are given (blocks= or the space's own blocks)")
     if blocks is None:
         if n_blocks is None:
-            raise ValueError("block: give blocks=[[start, stop], ...] or n_blocks=, or use a problem whose space "
-                             "declares blocks (e.g. PromptTuningProblem with deep=True)")
-        if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or not 1 <= n_blocks <= dim:
-            raise ValueError(f"block: n_blocks must be an integer in 1..{dim}, got {n_blocks!r}")
+            raise OptionError("blocks", "block: give blocks=[[start, stop], ...] or n_blocks=, or use a problem "
+                                        "whose space declares blocks (e.g. PromptTuningProblem with deep=True)")
+        n_blocks = integer(n_blocks, "n_blocks", "block", minimum=1, maximum=dim)
         edges = np.linspace(0, dim, n_blocks + 1).round().astype(int)
         return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
     out = []
-    for blk in blocks:
+    for blk in blocks if isinstance(blocks, (list, tuple)) else [blocks]:
         if isinstance(blk, slice):
             blk = (blk.start or 0, blk.stop)
         if not (isinstance(blk, (list, tuple)) and len(blk) == 2
                 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in blk)):
-            raise ValueError(f"block: each block must be [start, stop] (or a slice), got {blk!r}")
+            raise OptionError("blocks", f"block: blocks must be [start, stop] ranges (or slices), got {blk!r} "
+                                        f"in {blocks!r}")
         out.append((int(blk[0]), int(blk[1])))
     covered = sorted(out)
     if not covered or covered[0][0] != 0 or covered[-1][1] != dim or any(
             a >= b for a, b in covered) or any(p[1] != q[0] for p, q in zip(covered, covered[1:])):
-        raise ValueError(f"block: blocks {out} must be non-empty ranges that partition 0..{dim} exactly")
+        raise OptionError("blocks", f"block: blocks {out} must be non-empty ranges that partition 0..{dim} exactly")
     return out

@@ -10,13 +10,13 @@ generation goes to pycma once all of its members are back.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
 import numpy as np
 
 from bbopt.optimizer import Optimizer
+from bbopt.options import OptionError, integer, nonnegative, number_in, one_of, point, positive
 from bbopt.seeding import SeedLike
 from bbopt.spaces import Box
 
@@ -29,28 +29,18 @@ _IGNORED_STOPS = {"callback"}
 _BOUND_HANDLERS = {"transform": cma.BoundTransform, "penalty": cma.BoundPenalty}
 
 
-def _start_point(space: Box, x0: Any) -> np.ndarray:
-    try:
-        x = np.asarray(x0, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"cma: x0 must be a list of {space.dim} numbers, got {x0!r}") from None
-    if x.shape != (space.dim,) or not np.isfinite(x).all() or not space.contains(x).all():
-        raise ValueError(f"cma: x0 must be {space.dim} finite numbers inside the box, got {x0!r}")
-    return x
-
-
 def _check_cma_options(options: dict | None) -> dict:
     """pycma ``eval``s string option values: accept only plain numbers, booleans and lists."""
     if options is not None and not isinstance(options, dict):
-        raise ValueError(f"cma: cma_options must be a mapping of pycma options, got {options!r}")
+        raise OptionError("cma_options", f"cma: cma_options must be a mapping of pycma options, got {options!r}")
     options = dict(options or {})
     known = cma.CMAOptions()
     for key, value in options.items():
         if key not in known:
-            raise ValueError(f"cma: unknown pycma option {key!r} in cma_options")
+            raise OptionError("cma_options", f"cma: unknown pycma option {key!r} in cma_options")
         if not _plain(value):
-            raise ValueError(f"cma: cma_options.{key} must be a number, boolean or list of numbers "
-                             f"(pycma evaluates strings as code), got {value!r}")
+            raise OptionError("cma_options", f"cma: cma_options.{key} must be a number, boolean or list of numbers "
+                                             f"(pycma evaluates strings as code), got {value!r}")
     return options
 
 
@@ -94,27 +84,14 @@ class CMA(Optimizer):
         cma_options: dict | None = None,
     ):
         super().__init__(space, seed)
-        if isinstance(sigma0, bool) or not (isinstance(sigma0, (int, float)) and 0 < sigma0 < math.inf):
-            raise ValueError(f"cma: sigma0 must be a positive number, got {sigma0!r}")
-        if isinstance(popsize_factor, bool) or not (isinstance(popsize_factor, (int, float))
-                                                    and 1 <= popsize_factor <= 100):
-            raise ValueError(f"cma: popsize_factor must be a number in [1, 100], got {popsize_factor!r}")
-        if popsize is not None and (isinstance(popsize, bool) or not isinstance(popsize, int)
-                                    or not 2 <= popsize <= 10**5):
-            raise ValueError(f"cma: popsize must be an integer in [2, 10^5], got {popsize!r}")
-        if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0:
-            raise ValueError(f"cma: restarts must be a non-negative integer, got {restarts!r}")
-        if not isinstance(diagonal, (bool, str)) or diagonal not in (True, False, "auto"):
-            raise ValueError(f"cma: diagonal must be true, false or 'auto', got {diagonal!r}")
-        self.sigma0 = float(sigma0)
-        self.x0 = None if x0 is None else _start_point(space, x0)
-        self.popsize = popsize
-        self.restarts = restarts
-        self.popsize_factor = float(popsize_factor)
-        self.diagonal = (space.dim >= 200) if diagonal == "auto" else bool(diagonal)
-        if not isinstance(bounds_handling, str) or bounds_handling not in _BOUND_HANDLERS:
-            raise ValueError(f"cma: bounds_handling must be 'transform' or 'penalty', got {bounds_handling!r}")
-        self.bounds_handling = bounds_handling
+        self.sigma0 = positive(sigma0, "sigma0", "cma")
+        self.popsize_factor = number_in(popsize_factor, "popsize_factor", "cma", 1, 100)
+        self.popsize = None if popsize is None else integer(popsize, "popsize", "cma", minimum=2, maximum=10**5)
+        self.restarts = nonnegative(restarts, "restarts", "cma", integer=True)
+        self.x0 = None if x0 is None else point(x0, "x0", "cma", space)
+        diagonal = one_of(diagonal, "diagonal", "cma", (True, False, "auto"))
+        self.diagonal = (space.dim >= 200) if diagonal == "auto" else diagonal
+        self.bounds_handling = one_of(bounds_handling, "bounds_handling", "cma", tuple(_BOUND_HANDLERS))
         self.cma_options = _check_cma_options(cma_options)
         self._unit = space.bounded
         self._reset()

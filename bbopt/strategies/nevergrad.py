@@ -19,7 +19,7 @@ import nevergrad as ng
 import numpy as np
 
 from bbopt.optimizer import Optimizer
-from bbopt.options import unknown_name_message
+from bbopt.options import OptionError, integer, point, positive, unknown_name_message
 from bbopt.seeding import SeedLike, int_seed
 from bbopt.spaces import Box
 
@@ -27,14 +27,17 @@ _LIVE: weakref.WeakSet = weakref.WeakSet()
 
 
 class Nevergrad(Optimizer):
-    """A nevergrad optimizer (``optimizer``: a name from ``ng.optimizers.registry``).
+    """A nevergrad optimizer (``optimizer``: a name from ``ng.optimizers.registry``). Options:
 
-    ``budget`` is passed to nevergrad (several optimizers plan with it; ``minimize``
-    fills it from the run budget); ``num_workers`` is how many candidates may be out at
-    once and the default batch of ``ask()``.
+    - ``budget``: passed to nevergrad (several optimizers plan with it; ``minimize`` fills
+      it from the run budget).
+    - ``popsize``: candidates that may be out at once (nevergrad's ``num_workers``) and the
+      default batch of ``ask()`` (1).
+    - ``x0``: the parametrization's initial value (default the box centre).
     """
 
     state_by_replay = True
+    renamed_options = {"num_workers": "popsize"}
 
     def __init__(
         self,
@@ -42,37 +45,36 @@ class Nevergrad(Optimizer):
         seed: SeedLike = None,
         optimizer: str = "CMA",
         budget: int | None = None,
-        num_workers: int = 1,
+        popsize: int = 1,
+        x0: Any = None,
     ):
         super().__init__(space, seed)
         if not isinstance(optimizer, str) or optimizer not in ng.optimizers.registry:
-            raise ValueError(unknown_name_message("nevergrad optimizer", str(optimizer), ng.optimizers.registry))
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
-            raise ValueError(f"nevergrad: budget must be a positive integer, got {budget!r}")
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or not 1 <= num_workers <= 10**4:
-            raise ValueError(f"nevergrad: num_workers must be an integer in [1, 10^4], got {num_workers!r}")
+            raise OptionError("optimizer", unknown_name_message("nevergrad optimizer", str(optimizer),
+                                                                ng.optimizers.registry))
         self.optimizer_name = optimizer
-        self.budget = budget
-        self.num_workers = num_workers
+        self.budget = None if budget is None else positive(budget, "budget", "nevergrad", integer=True)
+        self.popsize = integer(popsize, "popsize", "nevergrad", minimum=1, maximum=10**4)
+        self.x0 = None if x0 is None else point(x0, "x0", "nevergrad", space)
         self._reset()
         _LIVE.add(self)
 
     def _reset(self) -> None:
         if getattr(self, "_ng", None) is not None:
             self.close()
-        param = ng.p.Array(init=self.space.center)
+        param = ng.p.Array(init=self.space.center if self.x0 is None else self.x0)
         if self.space.bounded and not self.space.soft:
             param.set_bounds(self.space.lower, self.space.upper)
         elif self.space.bounded:  # a soft box sets the scale of the search, not a constraint
             param.set_mutation(sigma=float(np.mean(self.space.width)) / 5)
         param.random_state = np.random.RandomState(int_seed(self.seed) % (2**32))
         self._ng = ng.optimizers.registry[self.optimizer_name](
-            parametrization=param, budget=self.budget, num_workers=self.num_workers
+            parametrization=param, budget=self.budget, num_workers=self.popsize
         )
         self._candidates: dict[int, Any] = {}
 
     def _ask(self, n: int | None, context: Any) -> np.ndarray:
-        n = n or self.num_workers
+        n = n or self.popsize
         out = np.empty((n, self.space.dim))
         for k in range(n):
             try:

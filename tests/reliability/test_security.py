@@ -60,7 +60,7 @@ def test_paths_inside_configs_must_stay_below_the_working_directory(tmp_path, ou
 
 def test_sweep_run_names_from_grid_values_never_leave_the_sweep_directory(tmp_path):
     config = {"problem": {"name": "sphere", "dim": 2}, "optimizer": "random", "budget": 5,
-              "grid": {"optimizer.batch_size": [1, 2], "description": ["../../../escape", "/etc/passwd", ".."]}}
+              "grid": {"optimizer.popsize": [1, 2], "description": ["../../../escape", "/etc/passwd", ".."]}}
     names = [name for name, _, _ in expand(config)]
     assert all("/" not in n and n not in ("..", ".") for n in names)
     rows = sweep(config, tmp_path / "sweep", n_jobs=1)

@@ -17,14 +17,14 @@ class TestBlockCMA(OptimizerConformance):
 
 class TestBlockNevergradDE(OptimizerConformance):
     name = "block"
-    options = {"n_blocks": 2, "inner": "nevergrad", "inner_options": {"optimizer": "DE", "num_workers": 4}}
+    options = {"n_blocks": 2, "inner": "nevergrad", "inner_options": {"optimizer": "DE", "popsize": 4}}
     converge_budget = 4000
     converge_target = 1e-4
 
 
 class TestBlockRandom(OptimizerConformance):
     name = "block"
-    options = {"blocks": [[0, 1], [1, 4]], "inner": "random", "inner_options": {"batch_size": 5}}
+    options = {"blocks": [[0, 1], [1, 4]], "inner": "random", "inner_options": {"popsize": 5}}
     converge_budget = 3000
     converge_target = 2.0  # coordinate-wise random search: a coarse target is fair
 
