@@ -86,3 +86,26 @@ def returns_garbage(x):
     """Returns something that is not one number, by kind of candidate."""
     kind = int(abs(x[0]) * 10) % 5
     return [None, "1.0", [1.0, 2.0], float("inf"), float(np.sum(np.asarray(x) ** 2))][kind]
+
+
+class Stream(Problem):
+    """A sequential stream (like the heat equation's): round t must be evaluated at step t, and
+    evaluating advances the step — state that only the main process's copy may change."""
+
+    evaluate_has_side_effects = True
+
+    def __init__(self, dim: int = 2):
+        self.space = Box(-1.0, 1.0, dim=dim)
+        self.step = 0
+
+    def evaluate(self, batch):
+        if batch.round != self.step:
+            raise RuntimeError(f"the stream is sequential: asked for step {batch.round} at step {self.step}")
+        self.step += 1
+        return np.sum(np.asarray(batch.x) ** 2, axis=1) + self.step
+
+    def state_dict(self):
+        return {"step": self.step}
+
+    def load_state_dict(self, state):
+        self.step = int(state.get("step", 0))
