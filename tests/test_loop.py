@@ -148,3 +148,11 @@ def test_a_contextual_bandit_takes_the_problems_context_range_unless_given():
     with pytest.raises(ValueError, match="context_range needs finite low < high"):
         minimize(problems.get("sor-poisson", m=6), "tsallis-inf-cb", 20, seed=0,
                  options={"context_range": [1.0, 0.0]}, progress=False)
+
+
+def test_round_size_sets_the_candidates_per_round():
+    result = minimize(sphere, "cma", 30, space=SPACE, seed=0, round_size=4)
+    rounds = [r["round"] for r in result.history]
+    assert [rounds.count(k) for k in range(max(rounds) + 1)] == [4] * 7 + [2]
+    with pytest.raises(ValueError, match="round_size"):
+        minimize(sphere, "cma", 30, space=SPACE, seed=0, round_size=0)

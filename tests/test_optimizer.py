@@ -131,3 +131,14 @@ def test_a_soft_box_scales_the_search_but_lets_cma_step_outside():
             opt.tell(batch, loss(batch))
     assert outside["hard"] == 0 and outside["soft"] > 0
     assert soft.best[1] < 1e-6 < hard.best[1]
+
+
+def test_import_bbopt_stays_light_and_exports_the_public_names():
+    code = ("import sys, bbopt; assert 'torch' not in sys.modules, 'import bbopt imported torch'; "
+            "from bbopt import ConfigError, OptionError, EvaluationError, Box, minimize; "
+            "assert issubclass(OptionError, ValueError) and issubclass(ConfigError, ValueError); "
+            "assert 'torch' not in sys.modules; from bbopt import ModelParams; assert 'torch' in sys.modules; "
+            "assert set(bbopt.__all__) <= set(dir(bbopt)); "
+            "import bbopt.problems as p; assert set(p.__all__) <= set(dir(p)); assert 'TorchProblem' in dir(p); "
+            "ns = {}; exec('from bbopt.problems import *', ns); assert 'PromptTuningProblem' in ns")
+    subprocess.run([sys.executable, "-c", code], check=True)

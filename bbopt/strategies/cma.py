@@ -5,7 +5,10 @@ On a bounded Box the search runs in the unit cube with pycma's ``BoundTransform`
 coordinates. pycma samples through our seeded generator (``randn`` option; its global
 ``np.random`` seeding is switched off), so runs are reproducible and resume exactly by
 replaying the ask/tell log. Candidates may be told in any order and in parts: a
-generation goes to pycma once all of its members are back.
+generation goes to pycma once all of its members are back. Asking more before a generation
+is told draws more samples of the same distribution into it (pycma takes one tell per ask):
+rounds of n candidates (the run's ``round_size``) that straddle λ give generations of
+⌈λ/n⌉·n members, and two asks before a tell give one update of 2λ.
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ class CMA(Optimizer):
         self._generations: dict[int, dict] = {}
         self._where: dict[int, tuple[int, int]] = {}
         self._queue: list[tuple[int, int]] = []
+        self._open: int | None = None  # the generation asked from pycma and not yet told
         self._gen_counter = 0
         x0 = self.space.center if self.x0 is None else self.x0
         self._start(self._to_inner(x0), self.popsize)
@@ -135,28 +139,35 @@ class CMA(Optimizer):
         outer = self.space.from_unit(x)
         return outer if self.space.soft else self.space.clip(outer)
 
-    def _new_generation(self) -> None:
+    def _draw(self, k: int | None) -> None:
+        """Queue ``k`` more candidates (None: a generation). They join the *open* generation (asked
+        from pycma, not yet told) while there is one — pycma takes one tell per ask, and samples
+        of the same distribution belong to the same update — else a new generation opens."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            solutions = self.es.ask()
-        g = self._gen_counter
-        self._gen_counter += 1
-        self._generations[g] = {
-            "es": self._es_index,
-            "X": solutions,
-            "f": np.full(len(solutions), np.nan),
-            "left": len(solutions),
-        }
-        self._queue.extend((g, k) for k in range(len(solutions)))
+            if self._open is None:
+                solutions = self.es.ask()
+                g, self._open = self._gen_counter, self._gen_counter
+                self._gen_counter += 1
+                self._generations[g] = {"es": self._es_index, "X": [], "f": np.zeros(0), "left": 0}
+            else:
+                g = self._open
+                solutions = self.es.ask(number=self.es.popsize if k is None else k)
+        gen = self._generations[g]
+        start = len(gen["X"])
+        gen["X"] = gen["X"] + list(solutions)
+        gen["f"] = np.concatenate([gen["f"], np.full(len(solutions), np.nan)])
+        gen["left"] += len(solutions)
+        self._queue.extend((g, start + k) for k in range(len(solutions)))
 
     def _ask(self, n: int | None, context: Any) -> np.ndarray:
         if n is None:
             if not self._queue:
-                self._new_generation()
+                self._draw(None)
             g = self._queue[0][0]
             n = sum(1 for gen, _ in self._queue if gen == g)
         while len(self._queue) < n:
-            self._new_generation()
+            self._draw(n - len(self._queue))
         taken, self._queue = self._queue[:n], self._queue[n:]
         inner = np.empty((n, self.space.dim))
         for k, (g, pos) in enumerate(taken):
@@ -173,6 +184,7 @@ class CMA(Optimizer):
             if gen["left"] == 0:
                 del self._generations[g]
                 if gen["es"] == self._es_index:  # results of a pre-restart ES are dropped
+                    self._open = None
                     self._update(gen["X"], gen["f"])
 
     def _update(self, solutions: list, fitness: np.ndarray) -> None:
@@ -193,6 +205,7 @@ class CMA(Optimizer):
             if gen["left"] == 0:
                 del self._generations[g]
         self._queue = []
+        self._open = None
         self.n_restarts += 1
         if self._unit:  # restarts from a uniform point of the box (IPOP)
             x0 = self.rng.uniform(0.0, 1.0, self.space.dim)

@@ -127,3 +127,52 @@ def test_works_on_a_registered_problem_with_n_blocks():
     result = minimize(get("rosenbrock", dim=4), "block", 600, seed=0,
                       options={"n_blocks": 2, "inner_options": {"popsize": 8}})
     assert result.n_evals == 600 and np.isfinite(result.fun)
+
+
+class ShiftedSphere:
+    """Sphere centred at ``centre`` on ``space``, declaring a start point ``x0``."""
+
+    def __init__(self, space, centre, x0=None):
+        self.space, self.centre, self.x0, self.optimum = space, np.asarray(centre, dtype=float), x0, 0.0
+
+    def evaluate(self, batch):
+        return np.sum((np.asarray(batch.x) - self.centre) ** 2, axis=1)
+
+
+def test_the_problems_x0_starts_the_search_and_reaches_each_inner_strategy():
+    x0 = [0.9, -0.7, 0.4, 0.1]
+    problem = ShiftedSphere(Box(-1, 1, dim=4), np.zeros(4), x0=x0)
+    seen = []
+    minimize(problem, "block", 8, seed=0, callbacks=[lambda info: seen.append(np.asarray(info.batch.x))],
+             options={"n_blocks": 2, "inner": "random", "inner_options": {"popsize": 4}})
+    first = seen[0]
+    assert np.array_equal(first[0], x0)  # random evaluates its x0 (the block's part of the start) first
+    assert np.array_equal(first[:, 2:], np.broadcast_to(x0[2:], (4, 2)))  # block 1 held at the start point
+    opt = make_optimizer("block", problem.space, seed=0, n_blocks=2, x0=x0)
+    assert [inner.x0.tolist() for inner in opt.inners] == [x0[:2], x0[2:]]
+
+
+def test_inner_boxes_keep_soft_so_the_search_may_leave_a_soft_box():
+    soft = Box(-5, 5, dim=4, soft=True)
+    opt = make_optimizer("block", soft, seed=0, n_blocks=2)
+    assert all(inner.space.soft for inner in opt.inners)
+    result = minimize(ShiftedSphere(soft, np.full(4, 7.0)), "block", 1500, seed=0,
+                      options={"n_blocks": 2, "inner_options": {"popsize": 8}})
+    assert result.fun < 1e-3 and (result.x > 5).all()  # the optimum lies outside the soft box
+    hard = minimize(ShiftedSphere(Box(-5, 5, dim=4), np.full(4, 7.0)), "block", 300, seed=0,
+                    options={"n_blocks": 2, "inner_options": {"popsize": 8}})
+    assert (hard.x <= 5).all()
+
+
+@pytest.mark.parametrize("options, option", [
+    ({"n_blocks": 2, "x0": [0, 0, 0, 3]}, "x0"),
+    ({"n_blocks": 2, "x0": [0, 0]}, "x0"),
+    ({"n_blocks": 2, "inner_options": {"x0": [0, 0]}}, "inner_options"),
+    ({"blocks": [[0, 2], [2, 4]], "n_blocks": 2}, "n_blocks"),
+])
+def test_start_point_and_block_options_are_checked(options, option):
+    from bbopt import OptionError
+
+    with pytest.raises(OptionError) as err:
+        make_optimizer("block", Box(-1, 1, dim=4), seed=0, **options)
+    assert err.value.option == option and option in str(err.value)
