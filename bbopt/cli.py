@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("loky", "dask"), default="loky")
     p.add_argument("--scheduler", help="dask scheduler address (tcp://host:port); default: a local cluster")
 
-    sub.add_parser("list", help="optimizers and problems with one-line docs")
+    p = sub.add_parser("list", help="optimizers and problems with one-line docs")
+    p.add_argument("--problem", metavar="NAME",
+                   help="one problem: its options and the strategy options it recommends (builds nothing)")
 
     p = sub.add_parser("plot", help="best-so-far curves of runs as a PNG")
     p.add_argument("run_dirs", nargs="+")
@@ -112,6 +114,9 @@ def _list(args: argparse.Namespace) -> int:
     from bbopt import problems
     from bbopt.optimizer import OPTIMIZERS, optimizer_class
 
+    if args.problem is not None:
+        return _list_problem(args.problem)
+
     print("optimizers:")
     for name in sorted(OPTIMIZERS):
         try:
@@ -122,6 +127,27 @@ def _list(args: argparse.Namespace) -> int:
     print("problems:")
     for name, doc in sorted(problems.available().items()):
         print(f"  {name:<20} {doc}")
+    return EXIT_OK
+
+
+def _list_problem(name: str) -> int:
+    """``bbopt list --problem NAME``: what a problem file may set, and what the problem applies."""
+    from bbopt import problems
+
+    try:
+        info = problems.describe(name)
+    except ValueError as err:
+        raise ConfigError("--problem", str(err)) from None
+    print(f"problem {name}: {info['description']}")
+    print("options: " + ", ".join([*info["required"], *(f"{k}={v!r}" for k, v in info["options"].items())]))
+    recommended = info["recommended"]
+    for optimizer, options in sorted(recommended.items()):
+        print(f"recommended for optimizer {optimizer}: {json.dumps(options)}")
+    if info["recommended_from_arguments"]:
+        print("further recommended optimizer options follow from the problem's options; a run applies them "
+              "under yours and writes them into its config.yaml")
+    elif not recommended:
+        print("recommended optimizer options: none")
     return EXIT_OK
 
 

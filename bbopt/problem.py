@@ -5,15 +5,19 @@ A problem has a ``space`` and ``evaluate(batch) -> losses (n,)``. It may declare
 call should take), ``state_dict``/``load_state_dict`` (for problems with state that a
 checkpoint must carry), ``recommended_options(optimizer_name) -> dict`` (the options it is
 built to be optimised with, e.g. the CMA-ES σ₀ its scaling assumes: a run applies them
-unless the user sets them, and writes them into the resolved config) and optional capabilities that strategies check for:
+unless the user sets them, and writes them into the resolved config; recommendations that do
+not depend on the problem's arguments go in the class attribute ``recommended``, which
+``bbopt list --problem NAME`` shows without building the problem) and optional capabilities
+that strategies check for:
 ``context(round)`` (contextual strategies; the context of the instance a round solves),
 ``jvp`` (forward gradient), ``noisy_forward`` (likelihood ratio).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -40,9 +44,13 @@ class Problem:
     def load_state_dict(self, state: dict) -> None:
         """Problems without state have nothing to restore."""
 
+    #: strategy name -> options this problem is built to be optimised with, where they do not depend
+    #: on its arguments (override :meth:`recommended_options` for those that do)
+    recommended: ClassVar[dict[str, dict]] = {}
+
     def recommended_options(self, optimizer: str) -> dict:
         """Options for the strategy registered as ``optimizer`` that this problem is built for."""
-        return {}
+        return copy.deepcopy(self.recommended.get(optimizer, {}))
 
     def describe(self) -> dict:
         return {"problem": type(self).__name__, "space": self.space.describe(), "optimum": self.optimum}

@@ -109,3 +109,10 @@ class Stream(Problem):
 
     def load_state_dict(self, state):
         self.step = int(state.get("step", 0))
+
+
+class Recommends(Quadratic):
+    """A problem built for CMA-ES with σ₀ = 0.05 and λ = 6, and for block with small inner steps."""
+
+    recommended = {"cma": {"sigma0": 0.05, "popsize": 6},
+                   "block": {"n_blocks": 2, "inner_options": {"sigma0": 0.05, "popsize": 6}}}

@@ -92,3 +92,32 @@ def test_resolved_config_shows_recommended_options(monkeypatch):
     bad = validate({"problem": "declares-test", "optimizer": {"name": "cma", "sigma0": -1}, "budget": 8, "seed": 0})
     with pytest.raises(ConfigError, match="^optimizer"):
         build(bad)
+
+
+def test_class_level_recommendations_reach_minimize_the_resolved_config_and_bbopt_list(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from bbopt.cli import main
+    from bbopt.problems import describe
+
+    from objectives import Recommends
+
+    assert minimize(Recommends(dim=4), "cma", 12, seed=0).n_rounds == 2  # λ = 6
+    nested = run_defaults("block", {"inner_options": {"popsize": 4}}, Recommends(dim=4), 100)
+    assert nested["inner_options"] == {"sigma0": 0.05, "popsize": 4} and nested["n_blocks"] == 2
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"problem": {"name": "objectives:Recommends", "dim": 4},
+                                    "optimizer": {"name": "block", "inner_options": {"popsize": 4}},
+                                    "budget": 16, "seed": 0}))
+    assert main(["solve", str(path), "--set", "optimizer.inner_options.sigma0=1e-1",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert json.loads(capsys.readouterr().out)["n_evals"] == 16
+    resolved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert resolved["optimizer"] == {"name": "block", "n_blocks": 2, "inner_options": {"sigma0": 0.1, "popsize": 4}}
+    assert main(["list", "--problem", "objectives:Recommends"]) == 0
+    shown = capsys.readouterr().out
+    assert 'recommended for optimizer cma: {"sigma0": 0.05, "popsize": 6}' in shown and "dim=3" in shown
+    assert describe("objectives:Recommends")["recommended_from_arguments"] is False
+    assert describe("tests.test_options:_Declares")["recommended_from_arguments"] is True

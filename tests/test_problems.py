@@ -77,3 +77,15 @@ def test_entry_point_group_finds_third_party_problems(tmp_path, monkeypatch):
     assert "quad" in problems.available()
     assert problems.get("quad", dim=2).space.dim == 2
     assert sys.modules["objectives"]
+
+
+@pytest.mark.parametrize("dim", [1, 5, 40])
+def test_styblinski_tang_optimum_is_the_literature_value(dim):
+    """Surjanovic & Bingham: f(x*) = −39.16599·d at x*ᵢ = −2.903534 (five significant digits)."""
+    problem = problems.get("styblinski-tang", dim=dim)
+    assert problem.optimum == pytest.approx(-39.16599 * dim, rel=1e-5)
+    assert StyblinskiTang.x_star == pytest.approx(-2.903534, abs=1e-6)
+    x_star = StyblinskiTang.x_star
+    assert 4 * x_star**3 - 32 * x_star + 5 == pytest.approx(0, abs=1e-9)  # a stationary point
+    grid = np.linspace(-5, 5, 200_001)[:, None]  # the 1-D minimum over the box is no lower
+    assert problems.get("styblinski-tang", dim=1).evaluate(grid).min() >= problem.optimum / dim - 1e-9

@@ -8,11 +8,15 @@ Problem classes with heavy dependencies (torch, transformers) load on first acce
 
 from __future__ import annotations
 
+import copy
 import importlib
+import inspect
+import typing
 from importlib.metadata import entry_points
 from typing import Any
 
 from bbopt.options import check_options, unknown_name_message
+from bbopt.problem import Problem
 
 #: name -> ("module:attr", one-line description)
 PROBLEMS: dict[str, tuple[str, str]] = {
@@ -57,7 +61,7 @@ _LAZY = {
 ENTRY_POINT_GROUP = "bbopt.problems"
 
 
-__all__ = ["ENTRY_POINT_GROUP", "PROBLEMS", "available", "get", "resolve", *_LAZY]
+__all__ = ["ENTRY_POINT_GROUP", "PROBLEMS", "available", "describe", "get", "resolve", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
@@ -107,6 +111,44 @@ def resolve(name: str) -> Any:
             raise ValueError(f"problem {name!r}: module {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     return obj
+
+
+def describe(name: str) -> dict:
+    """What ``bbopt list --problem NAME`` shows, without building the problem: its one-line
+    description, its options with their defaults, the strategy options its class recommends
+    (``Problem.recommended``) and whether it computes further ones from its arguments."""
+    factory = resolve(name)
+    cls = factory if isinstance(factory, type) else _return_class(factory)
+    params = _parameters(factory)
+    if any(p.kind is p.VAR_KEYWORD for p in params) and cls is not None:  # a factory passing **options on
+        params += [p for p in _parameters(cls) if p.name not in {q.name for q in params} and p.default is not p.empty]
+    options, required = {}, []
+    for p in params:
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            if p.default is p.empty:
+                required.append(p.name)
+            else:
+                options[p.name] = p.default
+    method = getattr(cls, "recommended_options", None)
+    return {"name": name, "description": available().get(name, ""), "options": options, "required": required,
+            "recommended": copy.deepcopy(getattr(cls, "recommended", {})),
+            "recommended_from_arguments": method is not None and method is not Problem.recommended_options}
+
+
+def _parameters(factory: Any) -> list[inspect.Parameter]:
+    try:
+        return list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return []
+
+
+def _return_class(factory: Any) -> type | None:
+    """The class a factory function says it returns (its return annotation), if any."""
+    try:
+        hint = typing.get_type_hints(factory).get("return")
+    except Exception:  # an annotation that does not resolve: nothing to show
+        return None
+    return hint if isinstance(hint, type) else None
 
 
 def get(name: str, **kwargs: Any) -> Any:
