@@ -6,12 +6,10 @@
 ``import bbopt`` stays light (no torch): ``ModelParams`` loads torch on first access.
 """
 
-import importlib
-from typing import Any
-
 from bbopt.batch import Batch
 from bbopt.config import ConfigError
 from bbopt.evaluation import EvaluationError
+from bbopt.lazy import lazy_attributes
 from bbopt.loop import RoundInfo, minimize
 from bbopt.optimizer import OPTIMIZERS, Optimizer, make_optimizer
 from bbopt.options import OptionError
@@ -44,12 +42,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bbopt' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

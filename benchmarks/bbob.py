@@ -36,11 +36,16 @@ METHODS = {  # name: (optimizer, options, problem options)
     "bbopt nevergrad NGOpt": ("nevergrad", {"optimizer": "NGOpt"}, {}),
     "bbopt random": ("random", {}, {}),
     "raw pycma IPOP": (None, {}, {}),
+    "bbopt cma, hard box, penalty": ("cma", {"bounds_handling": "penalty"}, {"soft_box": False}),
+    "raw pycma IPOP, hard box (BoundTransform)": ("raw:transform", {}, {"soft_box": False}),
+    "raw pycma IPOP, hard box (BoundPenalty)": ("raw:penalty", {}, {"soft_box": False}),
 }
 
 
-def raw_pycma_ipop(problem, budget: int, seed: int) -> float:
-    """The reference: pycma ask/tell, IPOP restarts, unbounded, x0 ~ U[-4, 4]^d, σ0 = 2."""
+def raw_pycma_ipop(problem, budget: int, seed: int, handler: str | None = None) -> float:
+    """The reference: pycma ask/tell, IPOP restarts, x0 ~ U[-4, 4]^d, σ0 = 2; unbounded, or with
+    pycma's own bound handling of [−5, 5]^d (``handler``: "transform" or "penalty"; a penalised
+    candidate is evaluated at its repair, the nearest point of the box, as pycma's docs say)."""
     rng = np.random.default_rng(seed)
     best, used, popsize = np.inf, 0, None
     with warnings.catch_warnings():
@@ -48,13 +53,16 @@ def raw_pycma_ipop(problem, budget: int, seed: int) -> float:
         while used < budget:
             opts = {"seed": int(rng.integers(1, 2**31)), "verbose": -9, "verb_log": 0, "verb_disp": 0,
                     "maxfevals": budget - used}
+            if handler is not None:
+                opts["bounds"] = [-5.0, 5.0]
+                opts["BoundaryHandler"] = cma.BoundTransform if handler == "transform" else cma.BoundPenalty
             if popsize:
                 opts["popsize"] = popsize
             es = cma.CMAEvolutionStrategy(rng.uniform(-4, 4, problem.space.dim), 2.0, opts)
             while not es.stop() and used < budget:
                 X = es.ask()
                 X = X[: budget - used]
-                f = problem.evaluate(np.asarray(X))
+                f = problem.evaluate(np.clip(np.asarray(X), -5.0, 5.0) if handler else np.asarray(X))
                 used += len(X)
                 best = min(best, float(np.min(f)))
                 if len(X) == es.popsize:
@@ -69,8 +77,8 @@ def run_one(method: str, fid: int, dim: int, seed: int) -> tuple[str, int, int, 
     problem = get("bbob", function=fid, dim=dim, instance=1, **problem_options)
     budget = 100 * dim
     t0 = time.process_time()
-    if name is None:
-        best = raw_pycma_ipop(problem, budget, seed)
+    if name is None or name.startswith("raw:"):
+        best = raw_pycma_ipop(problem, budget, seed, None if name is None else name.removeprefix("raw:"))
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

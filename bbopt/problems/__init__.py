@@ -15,6 +15,7 @@ import typing
 from importlib.metadata import entry_points
 from typing import Any
 
+from bbopt.lazy import lazy_attributes
 from bbopt.options import check_options, unknown_name_message
 from bbopt.problem import Problem
 
@@ -64,16 +65,7 @@ ENTRY_POINT_GROUP = "bbopt.problems"
 __all__ = ["ENTRY_POINT_GROUP", "PROBLEMS", "available", "describe", "get", "resolve", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bbopt.problems' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    """The module's names and the lazily loaded classes (``dir()``, tab completion)."""
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def _entry_points() -> dict[str, Any]:
