@@ -23,7 +23,7 @@ import numpy as np
 from bbopt.batch import Batch
 from bbopt.evaluation import Evaluator, Outcomes
 from bbopt.optimizer import Optimizer, make_optimizer, run_defaults
-from bbopt.options import positive
+from bbopt.options import OptionError, number, one_of, positive
 from bbopt.problem import as_problem
 from bbopt.results import History, Result, RunDir
 from bbopt.seeding import SeedLike, as_seed_sequence, child_seed, seed_to_json
@@ -309,20 +309,18 @@ def _build_optimizer(optimizer: Any, problem: Any, seq: np.random.SeedSequence, 
 
 def _target(problem: Any, target: float | None, target_gap: float | None) -> float | None:
     if target is not None and target_gap is not None:
-        raise ValueError("give target or target_gap, not both")
+        raise OptionError("target_gap", "give target or target_gap, not both")
     if target_gap is None:
-        return None if target is None else float(target)
+        return None if target is None else number(target, "target")
     if getattr(problem, "optimum", None) is None:
-        raise ValueError("target_gap needs a problem with a declared optimum; use target instead")
-    return float(problem.optimum) + float(target_gap)
+        raise OptionError("target_gap", "target_gap needs a problem with a declared optimum; use target instead")
+    return float(problem.optimum) + number(target_gap, "target_gap")
 
 
 def _record_x(space: Any, record_x: bool | str) -> bool:
-    if record_x == "auto":  # spaces whose candidates are small specs (seeds) say so
+    if one_of(record_x, "record_x", "", (True, False, "auto")) == "auto":  # compact candidates (seeds) say so
         return bool(getattr(space, "compact_candidates", getattr(space, "dim", 1) <= 1000))
-    if not isinstance(record_x, bool):
-        raise ValueError(f"record_x must be true, false or 'auto', got {record_x!r}")
-    return record_x
+    return bool(record_x)
 
 
 def _progress_bar(progress: bool | str, budget: int, initial: int) -> Any:

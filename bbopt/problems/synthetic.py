@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from bbopt.batch import Batch, candidates_of
+from bbopt.options import integer, one_of
 from bbopt.problem import Problem, check_losses
 from bbopt.spaces import Box
 
@@ -51,8 +52,7 @@ class Rosenbrock(Synthetic):
     default_bounds = (-2.048, 2.048)
 
     def __init__(self, dim: int = 10, lower: float | None = None, upper: float | None = None):
-        if dim < 2:
-            raise ValueError("rosenbrock: dim must be at least 2")
+        integer(dim, "dim", "rosenbrock", minimum=2)
         super().__init__(dim, lower, upper)
 
     def function(self, x: np.ndarray) -> np.ndarray:
@@ -110,10 +110,11 @@ class BBOB(Problem):
 
     def __init__(self, function: int = 1, dim: int = 10, instance: int = 1, backend: str = "ioh",
                  soft_box: bool = True):
-        if not isinstance(function, int) or not 1 <= function <= 24:
-            raise ValueError(f"bbob: function must be an integer in 1..24, got {function!r}")
-        if backend not in ("ioh", "cocoex"):
-            raise ValueError(f"bbob: backend must be 'ioh' or 'cocoex', got {backend!r}")
+        integer(function, "function", "bbob", minimum=1, maximum=24)
+        integer(dim, "dim", "bbob", minimum=1, maximum=10**5)
+        integer(instance, "instance", "bbob", minimum=1)
+        one_of(backend, "backend", "bbob", ("ioh", "cocoex"))
+        one_of(soft_box, "soft_box", "bbob", (True, False))
         try:
             import ioh
         except ImportError:
