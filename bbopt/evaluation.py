@@ -156,8 +156,9 @@ class Evaluator:
         return out
 
     def _apply_nan_policy(self, out: Outcomes) -> None:
-        for k, (loss, status) in enumerate(zip(out.losses, out.status)):
-            if status == "ok" and not np.isfinite(loss):
+        for k in np.flatnonzero(~np.isfinite(out.losses)).tolist():
+            loss, status = out.losses[k], out.status[k]
+            if status == "ok":
                 if self.on_nan == "worst":
                     out.status[k] = "nan"
                 else:

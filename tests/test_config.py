@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from bbopt.cli import main
-from bbopt.config import ConfigError, apply_overrides, load_yaml, parse_yaml, validate
+from bbopt.config import ConfigError, apply_overrides, load_yaml, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,16 +15,17 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("text, value", [("1e-5", 1e-5), ("1E+3", 1000.0), ("-2.5e-3", -2.5e-3), (".5", 0.5),
                                          ("2e-1", 0.2), ("1.0e5", 1e5), ("+3e2", 300.0), ("5.", 5.0),
                                          ("10", 10), ("-7", -7), ("1_000", 1000)])
-def test_numbers_follow_yaml_1_2(text, value):
-    parsed = parse_yaml(text)
-    assert parsed == value and type(parsed) is type(value)
-    assert apply_overrides({}, [f"lr={text}"])["lr"] == value
+def test_numbers_follow_yaml_1_2(text, value, tmp_path):
+    (tmp_path / "c.yaml").write_text(f"lr: {text}\n")
+    for parsed in (apply_overrides({}, [f"lr={text}"])["lr"], load_yaml(tmp_path / "c.yaml")["lr"]):
+        assert parsed == value and type(parsed) is type(value)
 
 
 @pytest.mark.parametrize("text", ["'1e-5'", '"1E+3"', "e5", "1e", "1.2.3", "1e-5x", "runs/1e-5", "0.5.1", "NGOpt",
                                   "1e+", "-e3"])
-def test_strings_stay_strings(text):
-    assert isinstance(parse_yaml(text), str)
+def test_strings_stay_strings(text, tmp_path):
+    (tmp_path / "c.yaml").write_text(f"out: {text}\n")
+    assert isinstance(load_yaml(tmp_path / "c.yaml")["out"], str)
     assert isinstance(apply_overrides({}, [f"out={text}"])["out"], str)
 
 

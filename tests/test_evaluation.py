@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bbopt import OptionError, minimize
+from bbopt import minimize
 from bbopt.cli import main
 from bbopt.evaluation import Evaluator
+from bbopt.options import OptionError
 
 from objectives import Stream
 

@@ -171,7 +171,7 @@ def test_inner_boxes_keep_soft_so_the_search_may_leave_a_soft_box():
     ({"blocks": [[0, 2], [2, 4]], "n_blocks": 2}, "n_blocks"),
 ])
 def test_start_point_and_block_options_are_checked(options, option):
-    from bbopt import OptionError
+    from bbopt.options import OptionError
 
     with pytest.raises(OptionError) as err:
         make_optimizer("block", Box(-1, 1, dim=4), seed=0, **options)

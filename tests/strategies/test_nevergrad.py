@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from bbopt import Box, OptionError, make_optimizer
+from bbopt import Box, make_optimizer
+from bbopt.options import OptionError
 
 
 def test_x0_is_the_parametrizations_initial_value():

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from bbopt import Box, Choice, OptionError, make_optimizer, minimize
+from bbopt import Box, Choice, make_optimizer, minimize
+from bbopt.options import OptionError
 
 
 def test_x0_is_the_first_candidate_then_uniform_samples():
