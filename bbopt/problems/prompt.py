@@ -181,6 +181,13 @@ class PromptTuningProblem(Problem):
     # ---------------------------------------------------------------- forwards
     def population_scores(self, z: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Loss and accuracy ``(P,)`` of ``z: (P, D)`` on a split, in batched chunked forwards."""
+        logits = self.population_logits(z, split)
+        with torch.inference_mode():
+            loss, acc = losses_from_logits(logits, self.splits[split].labels, self.loss, self.margin)
+        return loss.double().cpu().numpy(), acc.double().cpu().numpy()
+
+    def population_logits(self, z: np.ndarray, split: str) -> torch.Tensor:
+        """Class logits ``(P, E, K)`` of ``z: (P, D)`` on a split's E examples (float32)."""
         data = self.splits[split]
         prompts = self._block_prompts(z)
         n_ex = len(data)
@@ -188,8 +195,7 @@ class PromptTuningProblem(Problem):
         with torch.inference_mode():
             for cands, ex in self._chunks(len(z), n_ex):
                 logits[cands[:, None], ex[None, :]] = self._chunk_logits(prompts, cands, ex, data).float()
-            loss, acc = losses_from_logits(logits, data.labels, self.loss, self.margin)
-        return loss.double().cpu().numpy(), acc.double().cpu().numpy()
+        return logits
 
     def prompt_logits(self, prompts: dict[int, torch.Tensor], split: str = "train") -> torch.Tensor:
         """Differentiable logits ``(G, E, K)`` for explicit prompts ``{block: (G, n, H)}`` (gradient baselines)."""
