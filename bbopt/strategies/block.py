@@ -25,7 +25,7 @@ import numpy as np
 from bbopt.batch import Batch
 from bbopt.optimizer import Optimizer, make_optimizer, optimizer_class
 from bbopt.seeding import SeedLike, child_seed
-from bbopt.spaces import Box
+from bbopt.spaces import Box, partition
 
 
 class BlockCoordinate(Optimizer):
@@ -157,7 +157,7 @@ def resolve_blocks(space: Box, blocks: Any, n_blocks: int | None) -> list[tuple[
     """``[(start, stop), ...]`` partitioning ``range(space.dim)``; from ``blocks``, ``space.blocks`` or ``n_blocks``."""
     dim = space.dim
     if blocks is None:
-        blocks = getattr(space, "blocks", None)
+        blocks = space.blocks
     if blocks is None:
         if n_blocks is None:
             raise ValueError("block: give blocks=[[start, stop], ...] or n_blocks=, or use a problem whose space "
@@ -166,16 +166,4 @@ def resolve_blocks(space: Box, blocks: Any, n_blocks: int | None) -> list[tuple[
             raise ValueError(f"block: n_blocks must be an integer in 1..{dim}, got {n_blocks!r}")
         edges = np.linspace(0, dim, n_blocks + 1).round().astype(int)
         return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-    out = []
-    for blk in blocks:
-        if isinstance(blk, slice):
-            blk = (blk.start or 0, blk.stop)
-        if not (isinstance(blk, (list, tuple)) and len(blk) == 2
-                and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in blk)):
-            raise ValueError(f"block: each block must be [start, stop] (or a slice), got {blk!r}")
-        out.append((int(blk[0]), int(blk[1])))
-    covered = sorted(out)
-    if not covered or covered[0][0] != 0 or covered[-1][1] != dim or any(
-            a >= b for a, b in covered) or any(p[1] != q[0] for p, q in zip(covered, covered[1:])):
-        raise ValueError(f"block: blocks {out} must be non-empty ranges that partition 0..{dim} exactly")
-    return out
+    return list(partition(blocks, dim, "block"))
