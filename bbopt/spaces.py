@@ -46,10 +46,13 @@ class Box(Space):
     per-dimension bounds. Infinite bounds are allowed but then there is no unit view.
     ``soft=True`` marks the box as the region where the optimum lies, not a constraint
     (the objective is defined outside it, as for BBOB): strategies start and scale their
-    search from it but may step outside.
+    search from it but may step outside. ``blocks``: ``[(start, stop), ...]`` index ranges that
+    partition the coordinates into groups a problem searches one at a time (BBTv2's one
+    prompt per layer; the ``block`` strategy reads them); ``None`` when there is no structure.
     """
 
-    def __init__(self, lower: Any, upper: Any, dim: int | None = None, soft: bool = False):
+    def __init__(self, lower: Any, upper: Any, dim: int | None = None, soft: bool = False,
+                 blocks: Sequence[Sequence[int]] | None = None):
         try:
             lower_arr = np.asarray(lower, dtype=float)
             upper_arr = np.asarray(upper, dtype=float)
@@ -95,6 +98,7 @@ class Box(Space):
         if not isinstance(soft, bool):
             raise ValueError(f"Box: soft must be true or false, got {soft!r}")
         self.soft = soft
+        self.blocks = None if blocks is None else partition(blocks, self.dim, "Box")
 
     @property
     def dim(self) -> int:
@@ -161,12 +165,33 @@ class Box(Space):
         return np.asarray(value, dtype=float)
 
     def describe(self) -> dict:
-        return {"type": "Box", "lower": self.lower.tolist(), "upper": self.upper.tolist(), "soft": self.soft}
+        out = {"type": "Box", "lower": self.lower.tolist(), "upper": self.upper.tolist(), "soft": self.soft}
+        if self.blocks is not None:
+            out["blocks"] = [list(b) for b in self.blocks]
+        return out
 
     def __repr__(self) -> str:
         if np.all(self.lower == self.lower[0]) and np.all(self.upper == self.upper[0]):
             return f"Box({self.lower[0]:g}, {self.upper[0]:g}, dim={self.dim}{', soft=True' if self.soft else ''})"
         return f"Box({self.lower.tolist()}, {self.upper.tolist()}{', soft=True' if self.soft else ''})"
+
+
+def partition(blocks: Any, dim: int, owner: str) -> tuple[tuple[int, int], ...]:
+    """``blocks`` as ``((start, stop), ...)`` in the given order, checked to partition ``0..dim``
+    (a ``slice`` counts as its ``(start, stop)``); errors start with ``owner``."""
+    out = []
+    for blk in blocks:
+        if isinstance(blk, slice):
+            blk = (blk.start or 0, blk.stop)
+        if not (isinstance(blk, (Sequence, np.ndarray)) and len(blk) == 2
+                and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in blk)):
+            raise ValueError(f"{owner}: each block must be [start, stop] (or a slice), got {blk!r}")
+        out.append((int(blk[0]), int(blk[1])))
+    ordered = sorted(out)
+    if (not ordered or ordered[0][0] != 0 or ordered[-1][1] != dim or any(a >= b for a, b in ordered)
+            or any(p[1] != q[0] for p, q in zip(ordered, ordered[1:]))):
+        raise ValueError(f"{owner}: blocks {out} must be non-empty ranges that partition 0..{dim} exactly")
+    return tuple(out)
 
 
 class Choice(Space):

@@ -79,7 +79,7 @@ def main() -> None:
     run(f"random search, {label}", lambda: [B.search(p, "random", args.budget, seed=s) for s in seeds])
     best_cma = min(results[f"CMA-ES, {label}"], key=lambda r: r.loss)
     saved = p.save(np.array(best_cma.x), args.out or tempfile.mkdtemp(prefix="bbopt-m2-"))
-    fresh = copy.deepcopy(p.flat.module)
+    fresh = copy.deepcopy(p.merged.module)
     fresh.load_state_dict(load_merged(saved["model"]))
     reloaded = score(fresh, p.test)
     body = table(["method", "fitness evals", "tweets test acc %", "BBC test acc %", "mean test acc %",

@@ -25,7 +25,7 @@ from _report import append, pin_threads, table
 def _forward(problem) -> None:
     with torch.inference_mode():
         for t in problem.fitness:
-            t.logits(problem.flat.module)
+            t.logits(problem.merged.module)
 
 
 def measure(problem, repeats: int, seed: int = 0) -> tuple[float, float, float]:

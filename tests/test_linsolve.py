@@ -16,6 +16,7 @@ from bbopt.linsolve import (
     pcg,
     redblack_sor,
     sor,
+    two_colouring,
     young_omega,
 )
 from bbopt.linsolve.pcg import _Workspace
@@ -138,6 +139,54 @@ def test_redblack_rejects_non_five_point_matrix():
     A[0, 5] = A[5, 0] = -0.5  # (0,0) and (1,1) are both red
     with pytest.raises(ValueError, match="couples two red"):
         redblack_sor(sp.csr_matrix(A), rhs(16), 1.2, shape=(4, 4))
+
+
+def variable_coefficient_matrix(m, seed=0):
+    """5-point finite-volume −∇·(κ∇u) + u on an m×m grid with a random κ per edge: 2-colourable,
+    but no Stencil5 (its couplings differ edge by edge)."""
+    rng = np.random.default_rng(seed)
+    n = m * m
+    idx = np.arange(n).reshape(m, m)
+    pairs = np.concatenate([np.stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()], 1),
+                            np.stack([idx[:-1].ravel(), idx[1:].ravel()], 1)])
+    kappa = np.exp(rng.uniform(-1, 1, len(pairs)))
+    off = sp.coo_matrix((-kappa, (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    off = off + off.T
+    return sp.csr_matrix(off + sp.diags(1.0 - np.asarray(off.sum(axis=1)).ravel() + 0.01))
+
+
+def test_two_colouring_of_a_scrambled_bipartite_matrix():
+    """No grid, rows in random order: the colours come from A's graph, and red–black SOR on
+    them is SOR on A permuted to (red, black) order."""
+    A0 = variable_coefficient_matrix(7, seed=1)
+    perm = np.random.default_rng(2).permutation(49)
+    A = sp.csr_matrix(A0[perm][:, perm])
+    red, black = two_colouring(A)
+    assert red.size + black.size == 49 and np.intersect1d(red, black).size == 0
+    coupled = (A - sp.diags(A.diagonal())).tocoo()
+    assert (np.isin(coupled.row, red) != np.isin(coupled.col, red)).all()
+    b = rhs(49, 7)
+    one = redblack_sor(A, b, 1.3, maxiter=1)
+    order = np.r_[red, black]
+    x = np.zeros(49)
+    SORSweep(A[order][:, order], 1.3, "triangular").forward(x, b[order])
+    expected = np.empty(49)
+    expected[order] = x
+    np.testing.assert_allclose(one.x, expected, rtol=1e-12, atol=1e-14)
+    assert redblack_sor(A, b, 1.5, tol=1e-10).converged
+
+
+def test_two_colouring_refuses_an_odd_cycle_with_the_reason():
+    nine_point = sp.csr_matrix(sp.kron(sp.eye(4), sp.eye(4)) * 8 - sp.kron(sp.diags([1.0, 1.0, 1.0], [-1, 0, 1], (4, 4)),
+                                                                             sp.diags([1.0, 1.0, 1.0], [-1, 0, 1], (4, 4)))
+                               + sp.eye(16))
+    with pytest.raises(ValueError, match="2-colourable.*odd cycle.*solver='sor'"):
+        two_colouring(nine_point)
+    with pytest.raises(ValueError, match="odd cycle"):
+        redblack_sor(nine_point, rhs(16), 1.2)
+    diagonal = sp.diags(np.arange(1.0, 6.0))  # nothing coupled: every point red
+    red, black = two_colouring(diagonal)
+    assert red.tolist() == [0, 1, 2, 3, 4] and black.size == 0
 
 
 def test_ssor_preconditioner_is_the_textbook_matrix():

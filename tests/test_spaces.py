@@ -55,3 +55,12 @@ def test_choice_grid_linspace_and_validation():
         arms.validate([0.5])
     with pytest.raises(ValueError, match="at least one"):
         Choice([])
+
+
+def test_box_blocks_partition_the_coordinates():
+    box = Box(-1, 1, dim=5, blocks=[[0, 2], [2, 5]])
+    assert box.blocks == ((0, 2), (2, 5)) and box.describe()["blocks"] == [[0, 2], [2, 5]]
+    assert Box(0, 1, dim=2).blocks is None and "blocks" not in Box(0, 1, dim=2).describe()
+    for bad in ([[0, 2], [1, 5]], [[0, 2]], [[0, 2], [2, 5, 6]], [[0, 0], [0, 5]]):
+        with pytest.raises(ValueError, match="Box: "):
+            Box(-1, 1, dim=5, blocks=bad)

@@ -1,14 +1,19 @@
-"""Red–black SOR for 5-point stencils, vectorised over each colour.
+"""Red–black SOR for matrices whose coupling graph is 2-colourable, vectorised over each colour.
 
-Colour grid point (i, j) of an ``m1 × m2`` grid red when i + j is even, black otherwise.
-A 5-point operator couples only points of different colours, so with the unknowns split
-as ``(x_r, x_b)`` the matrix is ``[[D_r, −E], [−Eᵀ, D_b]]`` and one SOR iteration is
+A matrix whose off-diagonal entries only couple points of different colours (its graph is
+bipartite: 5-point stencils on any grid, with constant or variable coefficients, 3-point
+stencils, 7-point stencils in 3-D) is, with the unknowns split as ``(x_r, x_b)``,
+``[[D_r, −E], [−F, D_b]]`` with D_r, D_b diagonal, and one SOR iteration is
 
-    x_r ← (1 − ω) x_r + ω D_r⁻¹ (b_r + E x_b),   x_b ← (1 − ω) x_b + ω D_b⁻¹ (b_b + Eᵀ x_r):
+    x_r ← (1 − ω) x_r + ω D_r⁻¹ (b_r + E x_b),   x_b ← (1 − ω) x_b + ω D_b⁻¹ (b_b + F x_r):
 
 two sparse mat-vecs and a few contiguous vector operations (the residual reuses both
-mat-vecs), ~0.03–0.1 ms per iteration at 50×50. The ordering is consistently ordered,
-so Young's ω* applies; counts differ from lexicographic SOR away from ω*.
+mat-vecs), ~0.03–0.1 ms per iteration at 50×50. Such a "2-cyclic" ordering is consistently
+ordered, so Young's ω* applies exactly; counts differ from lexicographic SOR away from ω*.
+
+On a grid the colours are the parity of i + j (:class:`Stencil5`, or ``shape=``); for any
+other matrix :func:`two_colouring` finds them from A's graph, or says why there are none
+(an odd cycle of couplings: e.g. a 9-point stencil), in which case use lexicographic SOR.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from bbopt.linsolve.result import Monitor, SolveResult, check_controls, check_omega
 from bbopt.linsolve.sor import _vector, as_csr
@@ -72,24 +78,65 @@ def _pattern(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return A.indptr, A.indices, A.indices == row, row
 
 
-class RedBlackSplit:
-    """The colour blocks of a matrix on an ``m1 × m2`` grid: ``red, black`` indices, ``d_r, d_b, E``."""
+def two_colouring(A: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Index arrays ``(red, black)`` such that no off-diagonal entry of A couples two points of
+    one colour, found by breadth-first search on A's graph (uncoupled points are red).
 
-    def __init__(self, A: Any, shape: tuple[int, int]):
+    Raises a ValueError naming two rows that every 2-colouring puts in one colour (A's graph
+    has an odd cycle through them) when there is none.
+    """
+    A = as_csr(A)
+    n = A.shape[0]
+    graph = sp.csr_matrix(abs(A) + abs(A.T))
+    graph.setdiag(0)
+    graph.eliminate_zeros()
+    parent = np.arange(n)
+    n_parts, label = connected_components(graph, directed=False)
+    starts = np.unique(label, return_index=True)[1]
+    for start in starts[np.diff(graph.indptr)[starts] > 0]:  # a search per coupled component
+        order, pred = breadth_first_order(graph, int(start), directed=False, return_predecessors=True)
+        parent[order[1:]] = pred[order[1:]]
+    parity, jump = (parent != np.arange(n)).astype(np.int8), parent.copy()
+    while (jump != jump[jump]).any():  # pointer doubling: parity of the depth in the search tree
+        parity ^= parity[jump]
+        jump = jump[jump]
+    rows = np.repeat(np.arange(n), np.diff(graph.indptr))
+    same = np.flatnonzero(parity[rows] == parity[graph.indices])
+    if same.size:
+        i, j = int(rows[same[0]]), int(graph.indices[same[0]])
+        raise ValueError(f"red–black SOR needs a matrix whose couplings form a 2-colourable (bipartite) graph, "
+                         f"as 5-point stencils do; rows {i} and {j} are coupled and lie on an odd cycle of "
+                         "couplings (e.g. a 9-point stencil), so no red–black ordering exists: use solver='sor'")
+    return np.flatnonzero(parity == 0), np.flatnonzero(parity == 1)
+
+
+class RedBlackSplit:
+    """The colour blocks of A: ``red, black`` indices, diagonals ``d_r, d_b``, couplings
+    ``E = −A[red, black]`` and ``Et = −A[black, red]`` (Eᵀ when A is symmetric).
+
+    With ``shape = (m1, m2)`` the colours are the grid parity of i + j (lexicographic grid
+    index i·m2 + j); without it they come from A's graph (:func:`two_colouring`).
+    """
+
+    def __init__(self, A: Any, shape: tuple[int, int] | None = None):
         A = as_csr(A)
-        m1, m2 = (int(s) for s in shape)
-        if m1 * m2 != A.shape[0]:
-            raise ValueError(f"shape {shape!r} has {m1 * m2} points but A has {A.shape[0]} rows")
-        i, j = np.divmod(np.arange(m1 * m2), m2)
-        self.red = np.flatnonzero((i + j) % 2 == 0)
-        self.black = np.flatnonzero((i + j) % 2 == 1)
-        for idx, name in ((self.red, "red"), (self.black, "black")):
-            block = A[idx][:, idx]
-            if (block - sp.diags(block.diagonal())).count_nonzero():
-                raise ValueError(f"A couples two {name} points: red–black SOR needs a 5-point (2-colourable) stencil")
+        if shape is None:
+            self.red, self.black = two_colouring(A)
+        else:
+            m1, m2 = (int(s) for s in shape)
+            if m1 * m2 != A.shape[0]:
+                raise ValueError(f"shape {shape!r} has {m1 * m2} points but A has {A.shape[0]} rows")
+            i, j = np.divmod(np.arange(m1 * m2), m2)
+            self.red = np.flatnonzero((i + j) % 2 == 0)
+            self.black = np.flatnonzero((i + j) % 2 == 1)
+            for idx, name in ((self.red, "red"), (self.black, "black")):
+                block = A[idx][:, idx]
+                if (block - sp.diags(block.diagonal())).count_nonzero():
+                    raise ValueError(f"A couples two {name} points of the {m1}×{m2} grid: red–black SOR needs a "
+                                     "5-point (2-colourable) stencil; without shape= the colours come from A's graph")
         self.d_r, self.d_b = A.diagonal()[self.red], A.diagonal()[self.black]
         self.E = sp.csr_matrix(-A[self.red][:, self.black])
-        self.Et = sp.csr_matrix(self.E.T)
+        self.Et = sp.csr_matrix(-A[self.black][:, self.red])
         self.n = A.shape[0]
 
     @classmethod
@@ -112,8 +159,9 @@ def _unit_split(shape: tuple[int, int]) -> RedBlackSplit:
 def redblack_sor(A: Any, b: np.ndarray, omega: float, x0: np.ndarray | None = None, *,
                  shape: tuple[int, int] | None = None, tol: float = 1e-8, maxiter: int = 10_000,
                  div_tol: float = 1e8) -> SolveResult:
-    """Solve ``A x = b`` by red–black SOR; ``A`` a :class:`Stencil5`, a :class:`RedBlackSplit`,
-    or a matrix with its grid ``shape``. Same stopping rule and costs as :func:`~bbopt.linsolve.sor`."""
+    """Solve ``A x = b`` by red–black SOR; ``A`` a :class:`Stencil5`, a :class:`RedBlackSplit`, or
+    a matrix (colours from its grid ``shape``, or from its graph without one). Same stopping rule
+    and costs as :func:`~bbopt.linsolve.sor`."""
     check_controls(tol, maxiter, div_tol)
     w = check_omega(omega)
     split = _as_split(A, shape)
@@ -145,7 +193,5 @@ def _as_split(A: Any, shape: tuple[int, int] | None) -> RedBlackSplit:
         return A
     if isinstance(A, Stencil5):
         return RedBlackSplit.from_stencil(A)
-    if shape is None:
-        raise ValueError("redblack_sor: pass shape=(m1, m2) with a matrix (or pass a Stencil5)")
     return RedBlackSplit(A, shape)
 

@@ -20,7 +20,7 @@ from bbopt.merge.dataflow import DataFlowGenome, PathModel
 from bbopt.merge.fitness import Task
 from bbopt.merge.genome import PRESETS, Gene, Genome, GenomeSpec, preset
 from bbopt.merge.recipe import METHODS, Recipe
-from bbopt.merge.task_vectors import FlatModel, TaskVectors
+from bbopt.merge.task_vectors import MergedModel, TaskVectors
 
-__all__ = ["METHODS", "PRESETS", "DataFlowGenome", "FlatModel", "Gene", "Genome", "GenomeSpec", "PathModel",
+__all__ = ["METHODS", "PRESETS", "DataFlowGenome", "Gene", "Genome", "GenomeSpec", "MergedModel", "PathModel",
            "Recipe", "Task", "TaskVectors", "operators", "preset"]

@@ -93,7 +93,7 @@ def fisher(problem: Any, expert_data: Sequence[Sequence[Task]] | None = None, n_
     if len(expert_data) != problem.tv.n_models:
         raise ValueError(f"fisher: expert_data needs one task list per expert ({problem.tv.n_models})")
     states = expert_states(problem)
-    module = problem.flat.module
+    module = problem.merged.module
     fishers = [diagonal_fisher(module, s, tasks, n_examples, empirical) for s, tasks in zip(states, expert_data)]
     merged = ops.fisher_merge(states, fishers)
     fit = problem.score_state(merged, "fitness")

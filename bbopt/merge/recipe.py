@@ -12,11 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bbopt.merge.operators import TRIM_SCOPES
+from bbopt.merge.operators import check_variant
+from bbopt.options import OptionError, one_of
 
 METHODS = ("linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "slerp")
 #: methods that read ``density``
 SPARSIFYING = ("ties", "dare_linear", "dare_ties")
+#: methods that add λ × a merged task vector to the base
+TASK_VECTOR_METHODS = ("task_arithmetic", "ties", "dare_linear", "dare_ties")
+#: methods that elect a sign per entry
+CONSENSUS = ("ties", "dare_ties")
 #: mergekit's defaults: linear and TIES divide by the weight sum, the others do not
 DEFAULT_NORMALIZE = {"linear": True, "ties": True}
 
@@ -25,7 +30,10 @@ DEFAULT_NORMALIZE = {"linear": True, "ties": True}
 class Recipe:
     """``weight``: (n_tensors, K); ``density``: (n_tensors, K) for TIES/DARE; ``t``:
     (n_tensors,) for SLERP (from expert 0 at t = 0 to expert 1 at t = 1); ``lam`` scales
-    the merged task vector; ``normalize`` None means the method's default."""
+    the merged task vector (task-vector methods only). ``normalize``, ``trim`` (TIES),
+    ``rescale`` (DARE) and ``sign`` (TIES, DARE-TIES): None means the method's default
+    (mergekit's; see :mod:`bbopt.merge.operators`), and setting one the method does not use
+    is an error."""
 
     method: str
     weight: np.ndarray
@@ -33,13 +41,18 @@ class Recipe:
     t: np.ndarray | None = None
     lam: float = 1.0
     normalize: bool | None = None
-    trim: str = "tensor"
+    trim: str | None = None
+    rescale: str | None = None
+    sign: str | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"recipe: method must be one of {METHODS}, got {self.method!r}")
-        if self.trim not in TRIM_SCOPES:
-            raise ValueError(f"recipe: trim must be one of {TRIM_SCOPES}, got {self.trim!r}")
+        one_of(self.method, "method", "recipe", METHODS)
+        check_variant(self.method, "recipe", trim=self.trim, rescale=self.rescale, sign=self.sign)
+        if self.normalize is not None and self.method == "slerp":
+            raise OptionError("normalize", "recipe: normalize is not used by method 'slerp'; remove it")
+        if self.lam != 1 and self.method not in TASK_VECTOR_METHODS:
+            raise OptionError("lambda", f"recipe: lambda is not used by method {self.method!r} (only by "
+                                        f"{', '.join(TASK_VECTOR_METHODS)}); remove it")
         self.weight = np.asarray(self.weight, dtype=float)
         if self.weight.ndim != 2:
             raise ValueError(f"recipe: weight must be (n_tensors, n_models), got shape {self.weight.shape}")
@@ -63,6 +76,19 @@ class Recipe:
     @property
     def normalized(self) -> bool:
         return DEFAULT_NORMALIZE.get(self.method, False) if self.normalize is None else bool(self.normalize)
+
+    @property
+    def trim_scope(self) -> str:
+        return self.trim or "tensor"
+
+    @property
+    def rescale_rule(self) -> str:
+        return self.rescale or "l1"
+
+    @property
+    def consensus(self) -> str | None:
+        """The sign election of this method (None: no election)."""
+        return (self.sign or "weighted") if self.method in CONSENSUS else None
 
     @classmethod
     def uniform(cls, method: str, n_tensors: int, n_models: int, weight: float = 1.0,

@@ -1,47 +1,52 @@
-"""Task vectors cached once, and merges written in place into a preallocated model.
+"""Merging tensor by tensor, in place, from θ₀ and the experts' tensors in their own dtype.
 
-θ₀ is flattened to ``theta0`` (P,) and the experts' task vectors τ_k = θ_k − θ₀ to
-``tau`` (K, P), float32, over the mergeable (floating-point, not excluded) tensors. A
-:class:`Recipe` is applied chunk by chunk over whole tensors with a few vectorised passes
-over ``tau``, so one candidate costs O(K·P) and a bounded transient, whatever the number
-of tensors. :class:`FlatModel` makes a copy of the base module whose mergeable tensors are
-views into one flat buffer, so a merge writes straight into the model that is evaluated.
-Results match :mod:`bbopt.merge.operators` (tested); DARE uniforms come from the same
-generators keyed by (seed, model, tensor).
+:class:`TaskVectors` keeps references to the base θ₀ and the K experts θ_k of every mergeable
+tensor — tensors of in-memory state dicts, or zero-copy views of memory-mapped safetensors
+files (:func:`bbopt.merge.hf.open_safetensors`), in the experts' own dtype — and forms task
+vectors τ_k = θ_k − θ₀ on the fly in float32 chunks of at most ``chunk`` entries. A merge
+therefore holds no copy of τ: its transient memory is a few (K, chunk) float32 buffers, plus,
+for TIES, one tensor's |τ_k| while its top-k threshold is found (the whole model's with
+``trim="global"``). :meth:`TaskVectors.merge` writes each merged tensor straight into a
+target tensor — a parameter of the model that is scored (:class:`MergedModel`). Pages of
+memory-mapped files are read as needed and can be evicted; they are not anonymous memory.
+
+Results match :mod:`bbopt.merge.operators` (tested with chunks smaller than the tensors);
+DARE uniforms come from the same generators keyed by (seed, model, tensor name, block).
 """
 
 from __future__ import annotations
 
-import copy
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from bbopt.merge import operators as ops
-from bbopt.merge.recipe import Recipe
+from bbopt.merge.recipe import SPARSIFYING, Recipe
 from bbopt.seeding import as_seed_sequence, child_seed
 
-#: elements per merge chunk (whole tensors; a larger tensor is a chunk of its own)
-CHUNK = 1 << 22
+#: entries per merge chunk (= ``operators.DARE_BLOCK``: each DARE block is drawn once)
+CHUNK = ops.DARE_BLOCK
 
 
 class TaskVectors:
-    """θ₀ (P,) and τ (K, P) over the mergeable tensors ``names`` (state-dict order).
+    """θ₀ and θ_k (k < K) of the mergeable tensors ``names`` (the base's order).
 
     ``exclude``: regular expressions; matching tensors are not merged (they keep the base
     values). Tensors sharing storage in the base (tied weights) are merged once.
-    ``dare_seed``: the seed DARE masks are keyed by.
+    ``dare_seed``: the seed DARE masks are keyed by. ``chunk``: entries per pass (any size
+    gives the same result; a multiple of ``operators.DARE_BLOCK`` draws each DARE block once).
     """
 
     def __init__(self, base: Mapping[str, torch.Tensor], experts: Sequence[Mapping[str, torch.Tensor]],
-                 exclude: Sequence[str] = (), dare_seed: Any = 0):
+                 exclude: Sequence[str] = (), dare_seed: Any = 0, chunk: int = CHUNK,
+                 expert_labels: Sequence[str] | None = None):
         if len(experts) < 1:
             raise ValueError("TaskVectors: needs at least one expert")
-        ops._check_models(base, experts)
+        ops.check_models(base, experts, expert_labels)
         patterns = [re.compile(p) for p in exclude]
         seen: set[int] = set()
         self.names: list[str] = []
@@ -54,175 +59,185 @@ class TaskVectors:
             self.names.append(name)
         if not self.names:
             raise ValueError("TaskVectors: no floating-point tensors left to merge (check exclude=)")
+        self.base, self.experts = base, list(experts)
         self.shapes = [tuple(base[n].shape) for n in self.names]
         self.sizes = np.array([base[n].numel() for n in self.names], dtype=np.int64)
-        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
-        self.theta0 = torch.cat([base[n].detach().float().reshape(-1) for n in self.names])
-        self.tau = torch.stack([torch.cat([e[n].detach().float().reshape(-1) for n in self.names]) - self.theta0
-                                for e in experts])
         self.dare_seed = dare_seed
-        self._chunks = _chunks(self.sizes)
-        self._sorted: dict[str, torch.Tensor] = {}
-        self._uniforms: torch.Tensor | None = None
+        self.chunk = int(chunk)
 
     @property
     def n_models(self) -> int:
-        return int(self.tau.shape[0])
+        return len(self.experts)
 
     @property
     def n_params(self) -> int:
-        return int(self.theta0.numel())
+        return int(self.sizes.sum())
 
-    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Views of ``flat`` (P,) shaped like the mergeable tensors."""
-        return {n: flat[a:b].view(s) for n, a, b, s in zip(self.names, self.offsets[:-1], self.offsets[1:], self.shapes)}
+    def tau(self, k: int, name: str) -> torch.Tensor:
+        """τ_k of tensor ``name`` in float32 (a new tensor, shaped like it)."""
+        return self.experts[k][name].float() - self.base[name].float()
 
     # ------------------------------------------------------------------ merging
-    def merge(self, recipe: Recipe, out: torch.Tensor | None = None, key: bytes | None = None) -> torch.Tensor:
-        """The merged flat parameters (P,), written into ``out`` when given.
+    def merge(self, recipe: Recipe, out: Mapping[str, torch.Tensor] | None = None,
+              key: bytes | None = None) -> dict[str, torch.Tensor]:
+        """The merged tensors, written into ``out[name]`` (contiguous; any float dtype) when given.
 
-        ``key``: bytes that make DARE masks per candidate (None: common masks for all).
+        ``key``: bytes that make DARE masks per candidate (None: the same masks for all).
         """
         self._check(recipe)
-        out = torch.empty_like(self.theta0) if out is None else out
-        if recipe.method == "slerp":
-            return self._slerp(recipe, out)
-        thresholds = self._thresholds(recipe) if recipe.method == "ties" else None
-        for lo, hi in self._chunks:
-            a, b = int(self.offsets[lo]), int(self.offsets[hi])
-            torch.add(self.theta0[a:b], self._delta(recipe, lo, hi, a, b, thresholds, key), alpha=recipe.lam,
-                      out=out[a:b])
-        return out
+        target = {n: torch.empty(s) for n, s in zip(self.names, self.shapes)} if out is None else dict(out)
+        seed = self.dare_seed if key is None else child_seed(as_seed_sequence(self.dare_seed), zlib.crc32(key),
+                                                              len(key))
+        global_thr = self._global_thresholds(recipe) if recipe.method == "ties" and recipe.trim_scope == "global" \
+            else None
+        with torch.no_grad():
+            for j, name in enumerate(self.names):
+                dst = target[name].view(-1)
+                if recipe.method == "slerp":
+                    self._slerp(name, float(recipe.t[j]), dst)  # type: ignore[index]
+                elif recipe.method == "linear":
+                    self._linear(recipe, j, name, dst)
+                else:
+                    thr = global_thr if global_thr is not None else self._thresholds(recipe, j, name)
+                    self._task_vector_merge(recipe, j, name, dst, seed, thr)
+        return target
 
-    def _delta(self, r: Recipe, lo: int, hi: int, a: int, b: int, thr: np.ndarray | None,
-               key: bytes | None) -> torch.Tensor:
-        """The merged task vector of tensors [lo, hi) (elements [a, b)), before λ."""
-        tau = self.tau[:, a:b]
-        w = self._expand(r.weight[lo:hi], lo, hi)
+    def _spans(self, n: int) -> Iterator[tuple[int, int]]:
+        for a in range(0, n, self.chunk):
+            yield a, min(n, a + self.chunk)
+
+    def _rows(self, name: str, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(θ₀[a:b], θ_k[a:b] for all k) in float32: shapes (m,), (K, m)."""
+        flat = [e[name].reshape(-1)[a:b] for e in self.experts]
+        return self.base[name].reshape(-1)[a:b].float(), torch.stack([f.float() for f in flat])
+
+    def _linear(self, r: Recipe, j: int, name: str, dst: torch.Tensor) -> None:
+        w = _column(r.weight[j])
+        for a, b in self._spans(int(self.sizes[j])):
+            dst[a:b] = ops.mix(self._rows(name, a, b)[1], w, None, r.normalized)
+
+    def _sparse(self, r: Recipe, j: int, name: str, a: int, b: int, seed: Any,
+                thr: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """(θ₀[a:b], τ[:, a:b] after TIES's trim or DARE's mask (unscaled), Σ|τ_k[a:b]| (K,))."""
+        base, theta = self._rows(name, a, b)
+        taus = theta - base
+        l1 = taus.abs().sum(1).double().numpy()
         if r.method == "ties":
-            assert thr is not None, "merge() passes thresholds for TIES"
-            tau = tau * (tau.abs() >= self._expand(thr[lo:hi], lo, hi))
+            assert thr is not None, "TIES merges always get thresholds"
+            taus = taus * (taus.abs() >= torch.as_tensor(thr, dtype=torch.float32).reshape(-1, 1))
         elif r.method in ("dare_linear", "dare_ties"):
             assert r.density is not None, "Recipe requires density for DARE"
-            d = self._expand(r.density[lo:hi], lo, hi)
-            tau = ops.dare_rescale(tau, ops.dare_mask(self._dare_uniforms(lo, hi, a, b, key), d), d)
-        if r.method in ("ties", "dare_ties"):
-            return ops.disjoint_merge(tau, w, ops.elect_sign(tau, w), r.normalized)
-        delta = (w * tau).sum(0)
-        if r.normalized:
-            total = w.sum(0)
-            delta = torch.where(total != 0, delta / torch.where(total != 0, total, 1.0), 0.0)
-        return delta
+            n = int(self.sizes[j])
+            u = torch.stack([ops.dare_uniforms(seed, k, name, n, a, b) for k in range(self.n_models)])
+            taus = taus * ops.dare_mask(u, torch.as_tensor(r.density[j], dtype=torch.float32).reshape(-1, 1))
+        return base, taus, l1
 
-    def _expand(self, per_tensor: np.ndarray, lo: int, hi: int) -> torch.Tensor:
-        """(n_chunk_tensors, K) per-tensor values -> (K, chunk elements)."""
-        values = torch.as_tensor(np.ascontiguousarray(per_tensor.T), dtype=torch.float32)
-        return torch.repeat_interleave(values, torch.as_tensor(self.sizes[lo:hi]), dim=1)
+    def _task_vector_merge(self, r: Recipe, j: int, name: str, dst: torch.Tensor, seed: Any,
+                           thr: np.ndarray | None) -> None:
+        n = int(self.sizes[j])
+        w = _column(r.weight[j])
+        scale = None
+        first = None  # a one-chunk tensor keeps its pass-1 result for pass 2
+        if r.method in ("dare_linear", "dare_ties") and r.rescale_rule != "none":
+            assert r.density is not None, "Recipe requires density for DARE"
+            before, after = np.zeros(self.n_models), np.zeros(self.n_models)
+            if r.rescale_rule == "l1":  # the L1 norms of whole tensors, before and after the mask
+                for a, b in self._spans(n):
+                    first = self._sparse(r, j, name, a, b, seed, thr)
+                    before += first[2]
+                    after += first[1].abs().sum(1).double().numpy()
+                first = first if n <= self.chunk else None
+            scale = _column([ops.rescale_factor(r.rescale_rule, float(r.density[j, k]), before[k], after[k])
+                             for k in range(self.n_models)])
+        for a, b in self._spans(n):
+            base, taus, _ = first if first is not None else self._sparse(r, j, name, a, b, seed, thr)
+            if scale is not None:
+                taus = taus * scale
+            mixed = ops.mix(taus, w, r.consensus, r.normalized)
+            dst[a:b] = base + (mixed * r.lam if r.lam != 1 else mixed)
 
-    def _thresholds(self, r: Recipe) -> np.ndarray:
-        """Per (tensor, model) |τ| thresholds of the top-k trim: (n_tensors, K)."""
+    def _thresholds(self, r: Recipe, j: int, name: str) -> np.ndarray | None:
+        """Per-model top-k |τ| thresholds of tensor ``j`` (TIES, per-tensor trim)."""
+        if r.method != "ties":
+            return None
         assert r.density is not None, "Recipe requires density for TIES"
-        srt = self._sorted_abs(r.trim)
-        n = self.sizes[:, None] if r.trim == "tensor" else np.full((len(self.sizes), 1), self.n_params)
-        end = self.offsets[1:, None] if r.trim == "tensor" else n
-        k = np.rint(r.density * n).astype(np.int64)
-        idx = np.clip(end - np.minimum(k, n), 0, self.n_params - 1)
-        values = np.take_along_axis(srt.numpy(), idx.T, axis=1).T  # (n_tensors, K)
-        return np.where(k > 0, values, np.inf)
+        return np.array([ops.top_k_threshold(self.tau(k, name).abs().reshape(-1), float(r.density[j, k]))
+                         for k in range(self.n_models)])
 
-    def _sorted_abs(self, scope: str) -> torch.Tensor:
-        if scope not in self._sorted:
-            mags = self.tau.abs()
-            if scope == "global":
-                self._sorted[scope] = torch.sort(mags, dim=1).values
-            else:
-                self._sorted[scope] = torch.cat([torch.sort(mags[:, a:b], dim=1).values
-                                                 for a, b in zip(self.offsets[:-1], self.offsets[1:])], dim=1)
-        return self._sorted[scope]
+    def _global_thresholds(self, r: Recipe) -> np.ndarray:
+        """Per-model top-k |τ| thresholds over the whole model (TIES, ``trim="global"``); the
+        density is the first tensor's (a global trim has one density per model)."""
+        assert r.density is not None, "Recipe requires density for TIES"
+        if not np.allclose(r.density, r.density[:1]):
+            raise ValueError("trim='global' needs one density per model (the same for every tensor)")
+        out = []
+        for k in range(self.n_models):
+            mags = torch.cat([self.tau(k, n).abs().reshape(-1) for n in self.names])
+            out.append(ops.top_k_threshold(mags, float(r.density[0, k])))
+        return np.array(out)
 
-    def _dare_uniforms(self, lo: int, hi: int, a: int, b: int, key: bytes | None) -> torch.Tensor:
-        if key is None:  # common random numbers: drawn once, kept
-            if self._uniforms is None:
-                self._uniforms = self._draw(0, len(self.sizes), self.dare_seed)
-            return self._uniforms[:, a:b]
-        seed = _keyed_seed(self.dare_seed, key)
-        return self._draw(lo, hi, seed)
-
-    def _draw(self, lo: int, hi: int, seed: Any) -> torch.Tensor:
-        return torch.cat([torch.stack([ops.dare_uniforms(seed, k, j, (int(self.sizes[j]),))
-                                       for k in range(self.n_models)]) for j in range(lo, hi)], dim=1)
-
-    def _slerp(self, r: Recipe, out: torch.Tensor) -> torch.Tensor:
-        assert r.t is not None, "Recipe requires t for SLERP"
-        for j, (a, b) in enumerate(zip(self.offsets[:-1], self.offsets[1:])):
-            x, y = self.theta0[a:b] + self.tau[0, a:b], self.theta0[a:b] + self.tau[1, a:b]
-            out[a:b] = ops.slerp_tensor(x, y, float(r.t[j]))
-        return out
+    def _slerp(self, name: str, t: float, dst: torch.Tensor) -> None:
+        dot = norm_a = norm_b = 0.0
+        n = dst.numel()
+        for a, b in self._spans(n):
+            _, theta = self._rows(name, a, b)
+            dot += float((theta[0] * theta[1]).sum())
+            norm_a += float((theta[0] * theta[0]).sum())
+            norm_b += float((theta[1] * theta[1]).sum())
+        ca, cb = ops.slerp_coefficients(t, dot, norm_a ** 0.5, norm_b ** 0.5)
+        for a, b in self._spans(n):
+            _, theta = self._rows(name, a, b)
+            dst[a:b] = ca * theta[0] + cb * theta[1]
 
     def _check(self, r: Recipe) -> None:
         if r.weight.shape != (len(self.names), self.n_models):
             raise ValueError(f"recipe has weight shape {r.weight.shape}, expected "
                              f"({len(self.names)}, {self.n_models}) (tensors, models)")
+        if r.method in SPARSIFYING and r.density is None:
+            raise ValueError(f"recipe: method {r.method!r} needs density")
 
 
-class FlatModel:
-    """A deep copy of ``module`` whose tensors ``tv.names`` are views into ``self.flat`` (P,).
+class MergedModel:
+    """The module merges are written into: ``targets`` maps each merged tensor's name to the
+    module's own tensor, so a merge changes the module in place (the caller hands over a
+    module of its own: a copy of the user's, or one it loaded). ``base``: the values
+    :meth:`reset` restores after a full state dict was loaded for scoring."""
 
-    ``base``: a state dict loaded first (the values of tensors that are never merged);
-    ``rest`` keeps those values so :meth:`reset_rest` can restore them after a full state
-    dict was loaded for scoring.
-    """
-
-    def __init__(self, module: torch.nn.Module, tv: TaskVectors, base: Mapping[str, torch.Tensor] | None = None):
-        self.module = copy.deepcopy(module).eval()
-        if base is not None:
-            self.module.load_state_dict(dict(base), strict=False)
-        self.flat = tv.theta0.clone()
-        views = tv.unflatten(self.flat)
-        for name, view in views.items():
-            owner, _, attr = name.rpartition(".")
-            sub = self.module.get_submodule(owner)
-            param = sub._parameters.get(attr)  # None also for a parameter slot registered as None
-            if param is not None:
-                param.requires_grad_(False)
-                param.data = view
-            elif attr in sub._buffers:
-                sub._buffers[attr] = view
-            else:
-                raise ValueError(f"FlatModel: {name!r} is not a parameter or buffer of the module")
-        ptr = self.flat.untyped_storage().data_ptr()
-        self.rest = {n: t.clone() for n, t in self.module.state_dict().items()
-                     if t.untyped_storage().data_ptr() != ptr}
+    def __init__(self, module: torch.nn.Module, tv: TaskVectors, base: Mapping[str, torch.Tensor]):
+        self.module = module.eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.base = base
+        state = self.module.state_dict()
+        missing = [n for n in tv.names if n not in state]
+        if missing:
+            raise ValueError(f"the module has no tensor {missing[0]!r} (one of the merged tensors)")
+        self.targets = {n: state[n] for n in tv.names}
+        owner = {t.data_ptr(): n for n, t in self.targets.items() if t.numel()}
+        #: tensors that share storage with a merged one (tied weights): name -> the merged name
+        self.aliases = {n: owner[t.data_ptr()] for n, t in state.items()
+                        if n not in self.targets and t.numel() and t.data_ptr() in owner}
+        for n, t in self.targets.items():
+            if not t.is_contiguous():
+                raise ValueError(f"tensor {n!r} of the module is not contiguous; merges write into it in place")
 
     def load(self, tv: TaskVectors, recipe: Recipe, key: bytes | None = None) -> torch.nn.Module:
         """Merge ``recipe`` into the module in place and return it."""
-        tv.merge(recipe, out=self.flat, key=key)
+        tv.merge(recipe, out=self.targets, key=key)
         return self.module
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
-        """Copy a full state dict into the module (views stay views)."""
+        """Copy the tensors of ``state`` (any subset) into the module (in place)."""
         with torch.no_grad():
             for name, t in self.module.state_dict().items():
                 if name in state:
                     t.copy_(state[name])
         return self.module
 
-    def reset_rest(self) -> None:
-        """Restore the never-merged tensors to their base values."""
-        self.load_state_dict(self.rest)
+    def reset(self) -> None:
+        """Restore the base values (merged tensors are rewritten by the next merge anyway)."""
+        self.load_state_dict(self.base)
 
 
-def _chunks(sizes: np.ndarray) -> list[tuple[int, int]]:
-    """Consecutive tensor ranges [lo, hi) of about CHUNK elements (a big tensor alone)."""
-    out, lo, total = [], 0, 0
-    for j, n in enumerate(sizes):
-        if total and total + n > CHUNK:
-            out.append((lo, j))
-            lo, total = j, 0
-        total += int(n)
-    out.append((lo, len(sizes)))
-    return out
-
-
-def _keyed_seed(seed: Any, key: bytes) -> Any:
-    return child_seed(as_seed_sequence(seed), zlib.crc32(key), len(key))
+def _column(values: Any) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(values, dtype=np.float32)).reshape(-1, 1)

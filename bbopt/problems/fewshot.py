@@ -20,8 +20,11 @@ from typing import Any
 import numpy as np
 
 
-def few_shot_split(labels: Any, shots: int, seed: int, n_test: int = 0, test_seed: int = 0) -> dict[str, np.ndarray]:
-    """Index arrays ``train`` / ``dev`` (``shots`` per class each) and ``test`` (``n_test``, balanced).
+def few_shot_split(labels: Any, shots: int, seed: int, n_test: int | None = 0, test_seed: int = 0, *,
+                   dev: bool = True, rest_as_test: bool = False) -> dict[str, np.ndarray]:
+    """Index arrays ``train`` and ``dev`` (``shots`` per class each; no dev when ``dev=False``)
+    and ``test`` (``n_test``, class-balanced, drawn first; with ``rest_as_test`` every example
+    left over instead).
 
     ``labels: (N,)`` integers ``0..K-1``. The test draw depends only on ``test_seed``.
     """
@@ -31,23 +34,29 @@ def few_shot_split(labels: Any, shots: int, seed: int, n_test: int = 0, test_see
     if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
         raise ValueError(f"shots must be a positive integer, got {shots!r}")
     classes = np.unique(y)
+    n_test = 0 if n_test is None else n_test
     if isinstance(n_test, bool) or not isinstance(n_test, (int, np.integer)) or n_test < 0 or n_test % len(classes):
         raise ValueError(f"n_test must be a non-negative multiple of the {len(classes)} classes, got {n_test!r}")
+    if rest_as_test and n_test:
+        raise ValueError("few_shot_split: give n_test or rest_as_test, not both")
     per_test = n_test // len(classes)
+    per_fit = shots * (2 if dev else 1)
     test_rng = np.random.default_rng(np.random.SeedSequence(int(test_seed), spawn_key=(1,)))
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(2,)))
     out: dict[str, list] = {"train": [], "dev": [], "test": []}
     for c in classes:
         members = np.flatnonzero(y == c)
-        need = per_test + 2 * shots
+        need = per_test + per_fit
         if members.size < need:
             raise ValueError(f"class {int(c)} has {members.size} examples; {need} needed for shots and test")
         members = test_rng.permutation(members)
         out["test"].append(members[:per_test])
         pool = rng.permutation(members[per_test:])
         out["train"].append(pool[:shots])
-        out["dev"].append(pool[shots:2 * shots])
-    return {k: np.sort(np.concatenate(v)) for k, v in out.items()}
+        out["dev"].append(pool[shots:per_fit])
+        if rest_as_test:
+            out["test"].append(pool[per_fit:])
+    return {k: np.sort(np.concatenate(v)).astype(np.int64) for k, v in out.items()}
 
 
 @dataclass

@@ -31,7 +31,8 @@ from bbopt.merge.dataflow import DataFlowGenome, PathModel
 from bbopt.merge.fitness import Task, as_tasks, check_racing, loss_on, overlap, race, score
 from bbopt.merge.genome import GenomeSpec
 from bbopt.merge.recipe import Recipe
-from bbopt.merge.task_vectors import FlatModel, TaskVectors
+from bbopt.merge.task_vectors import MergedModel, TaskVectors
+from bbopt.options import OptionError, one_of
 from bbopt.problem import Problem
 from bbopt.seeding import as_seed_sequence, child_seed
 
@@ -44,8 +45,7 @@ class _MergeBase(Problem):
     """Fitness/test tasks, metric, racing, scoring and saving shared by both merge problems."""
 
     def _setup_scoring(self, fitness: Any, test: Any, metric: str, racing: Any) -> None:
-        if metric not in ("ce", "accuracy"):
-            raise ValueError(f"metric must be 'ce' or 'accuracy', got {metric!r}")
+        one_of(metric, "metric", type(self).__name__, ("ce", "accuracy"))
         self.fitness = as_tasks(fitness, "fitness")
         if not self.fitness:
             raise ValueError("fitness: needs at least one Task")
@@ -134,8 +134,7 @@ class MergeProblem(_MergeBase):
                  expert_data: Sequence[Sequence[Task]] | None = None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module (the base), got {type(model).__name__}")
-        if dare_masks not in DARE_MASKS:
-            raise ValueError(f"dare_masks must be one of {DARE_MASKS}, got {dare_masks!r}")
+        one_of(dare_masks, "dare_masks", "MergeProblem", DARE_MASKS)
         experts = [_state(e, f"experts[{k}]") for k, e in enumerate(experts)]
         if not experts:
             raise ValueError("experts: needs at least one expert")
@@ -147,14 +146,23 @@ class MergeProblem(_MergeBase):
         self.seed = int(seed)
         self.dare_masks = dare_masks
         self.expert_data = [as_tasks(d, f"expert_data[{k}]") for k, d in enumerate(expert_data or [])]
-        self.tv = TaskVectors(base_state, experts, exclude, dare_seed=child_seed(as_seed_sequence(seed), 1))
-        self.flat = FlatModel(model, self.tv, base_state if base is not None else None)
+        self.tv = TaskVectors(base_state, experts, exclude, dare_seed=child_seed(as_seed_sequence(seed), 1),
+                              expert_labels=[f"experts[{k}]" for k in range(len(experts))])
+        module = copy.deepcopy(model)
+        if base is not None:
+            module.load_state_dict(base_state, strict=False)
+        self.merged = MergedModel(module, self.tv, base_state)
         self._setup_scoring(fitness, test, metric, racing)
         self._bind(genome)
 
     def _bind(self, genome: Any) -> None:
-        self.genome_spec = genome if isinstance(genome, GenomeSpec) else GenomeSpec.from_dict(genome)
-        self.genome = self.genome_spec.bind(self.tv.names, self.tv.n_models)
+        try:
+            self.genome_spec = genome if isinstance(genome, GenomeSpec) else GenomeSpec.from_dict(genome)
+            self.genome = self.genome_spec.bind(self.tv.names, self.tv.n_models)
+        except OptionError as err:
+            raise OptionError(f"genome.{err.option}", str(err)) from None
+        except (TypeError, ValueError) as err:
+            raise OptionError("genome", str(err)) from None
         self.space = self.genome.space
 
     def with_genome(self, genome: Any) -> MergeProblem:
@@ -173,7 +181,7 @@ class MergeProblem(_MergeBase):
 
     def _module(self, x: np.ndarray) -> torch.nn.Module:
         key = np.asarray(x, dtype=np.float64).tobytes() if self.dare_masks == "candidate" else None
-        return self.flat.load(self.tv, self.genome.decode(x), key=key)
+        return self.merged.load(self.tv, self.genome.decode(x), key=key)
 
     def model_at(self, x: np.ndarray) -> torch.nn.Module:
         """The merged module of candidate ``x`` (merged in place: valid until the next merge)."""
@@ -184,19 +192,23 @@ class MergeProblem(_MergeBase):
         if split not in ("fitness", "test"):
             raise ValueError(f"split must be 'fitness' or 'test', got {split!r}")
         try:
-            return score(self.flat.load_state_dict(state), self.fitness if split == "fitness" else self.test)
+            return score(self.merged.load_state_dict(state), self.fitness if split == "fitness" else self.test)
         finally:
-            self.flat.reset_rest()
+            self.merged.reset()
 
     def merged_state_dict(self, x: np.ndarray) -> dict[str, torch.Tensor]:
         return {k: v.clone() for k, v in self.model_at(x).state_dict().items()}
 
     def source_state_dict(self, k: int | None = None) -> dict[str, torch.Tensor]:
-        """The base (``k=None``) or expert ``k`` rebuilt from the cache: θ₀ (+ τ_k), rest from the base."""
-        flat = self.tv.theta0 if k is None else self.tv.theta0 + self.tv.tau[k]
-        merged = self.tv.unflatten(flat)
-        return {n: (merged[n].clone() if n in merged else self.flat.rest[n].clone())
-                for n in self.flat.module.state_dict()}
+        """The base (``k=None``) or expert ``k``: its merged tensors, the base's elsewhere (copies)."""
+        source = self.tv.base if k is None else self.tv.experts[k]
+        merged = set(self.tv.names)
+
+        def value(n: str, t: torch.Tensor) -> torch.Tensor:
+            n = self.merged.aliases.get(n, n)
+            return source[n] if n in merged else self.merged.base.get(n, t)
+
+        return {n: value(n, t).detach().clone() for n, t in self.merged.module.state_dict().items()}
 
     def describe_candidate(self, x: np.ndarray) -> dict:
         return {"problem": "MergeProblem", "genome": self.genome.describe(x, self.expert_names)}
@@ -304,13 +316,13 @@ def digits_dataflow(seed: int = 0, a_lambda: float = 0.5, b: str = "base", repea
 
 
 def minilm_merge(seed: int = 0, genome: Any = "per_layer", metric: str = "ce", racing: Any = None,
-                 cache_dir: str | None = None, dare_masks: str = "common", n_fitness: int = 48, n_test: int = 300,
-                 steps: int = 150, encoder_config: dict | None = None) -> MergeProblem:
+                 cache_dir: str | None = None, dare_masks: str = "common", n_train: int = 1200, n_fitness: int = 48,
+                 n_test: int = 300, steps: int = 150, encoder_config: dict | None = None) -> MergeProblem:
     """The packaged MiniLM fine-tuned on tweet sentiment and on BBC topics (built once, cached),
     merged; fitness = mean cross-entropy over both tasks with their frozen heads."""
     from bbopt.merge.minilm import minilm_workload
 
-    w = minilm_workload(seed, cache_dir=cache_dir, n_fitness=n_fitness, n_test=n_test, steps=steps,
+    w = minilm_workload(seed, cache_dir=cache_dir, n_train=n_train, n_fitness=n_fitness, n_test=n_test, steps=steps,
                         encoder_config=encoder_config)
     return MergeProblem(w.model, w.experts, w.fitness, genome=genome, test=w.test, metric=metric, racing=racing,
                         exclude=w.exclude, seed=seed, dare_masks=dare_masks, expert_names=w.expert_names,

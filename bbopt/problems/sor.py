@@ -57,8 +57,9 @@ class SORSequenceProblem(Problem):
     """Tune ω over a stream of systems; one evaluation = one system solved with one arm.
 
     ``stream``: a Stream, a function ``t -> (A, b, context)``, an iterable, or ``"module:attr"``.
-    ``solver``: ``"sor"`` (lexicographic), ``"redblack"`` (needs 5-point systems) or
-    ``"ssor-pcg"``. ``omegas`` overrides the grid built from ``grid``/``n_omegas``/``omega_range``.
+    ``solver``: ``"sor"`` (lexicographic), ``"redblack"`` (colours from the stream's stencil, or
+    from A's graph: any matrix whose couplings are 2-colourable, e.g. 5-point stencils; others
+    are refused with the reason) or ``"ssor-pcg"``. ``omegas`` overrides the grid built from ``grid``/``n_omegas``/``omega_range``.
     """
 
     evaluate_has_side_effects = True
@@ -115,9 +116,8 @@ class SORSequenceProblem(Problem):
         if self.solver == "sor":
             res = sor(system.A, system.b, omega, system.x0, kernel=self.kernel, **kw)
         elif self.solver == "redblack":
-            if system.stencil is None:
-                raise ValueError("solver='redblack' needs systems with a 5-point stencil (LinearSystem.stencil)")
-            res = redblack_sor(RedBlackSplit.from_stencil(system.stencil), system.b, omega, system.x0, **kw)
+            split = RedBlackSplit(system.A) if system.stencil is None else RedBlackSplit.from_stencil(system.stencil)
+            res = redblack_sor(split, system.b, omega, system.x0, **kw)
         else:
             res = pcg(system.A, system.b, omega, system.x0, kernel=self.kernel, **kw)
         return res, time.perf_counter() - t0

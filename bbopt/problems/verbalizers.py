@@ -40,6 +40,24 @@ def lm_head(model: Any) -> torch.nn.Module:
                      "'centroid' verbalizer with an encoder-only model")
 
 
+def label_token_ids(tokenizer: Any, words: Any) -> list[int]:
+    """One vocabulary id per label word; a word the tokenizer splits is refused (an LM head
+    scores one token). Words are tokenised as they follow a space where the tokenizer marks it."""
+    ids = []
+    for word in words:
+        pieces = tokenizer(f" {word}" if _marks_spaces(tokenizer) else str(word), add_special_tokens=False)["input_ids"]
+        if len(pieces) != 1:
+            raise ValueError(f"label word {word!r} is {len(pieces)} tokens; each label word must be one token")
+        ids.append(int(pieces[0]))
+    return ids
+
+
+def _marks_spaces(tokenizer: Any) -> bool:
+    """Byte-level BPE (GPT-2, RoBERTa) encodes a leading space into the token ("Ġgreat")."""
+    return len(tokenizer(" a", add_special_tokens=False)["input_ids"]) == 1 and \
+        tokenizer(" a", add_special_tokens=False)["input_ids"] != tokenizer("a", add_special_tokens=False)["input_ids"]
+
+
 class Verbalizer:
     """Maps the last hidden states to ``(R, K)`` class logits; ``prepare`` runs once per problem."""
 
@@ -49,7 +67,9 @@ class Verbalizer:
     def prepare(self, problem: Any) -> None:
         """Fit whatever the verbalizer needs from the frozen model (no prompt)."""
 
-    def logits(self, hidden: torch.Tensor, mask: torch.Tensor, score_pos: torch.Tensor) -> torch.Tensor:
+    def logits(self, hidden: torch.Tensor, pool_mask: torch.Tensor, score_pos: torch.Tensor) -> torch.Tensor:
+        """``hidden: (R, T, H)``; ``pool_mask: (R, T)`` the tokens a pooling verbalizer averages
+        (real tokens but the prompt slots); ``score_pos: (R,)`` where a reading verbalizer looks."""
         raise NotImplementedError
 
 
@@ -69,7 +89,7 @@ class LMHeadVerbalizer(Verbalizer):
         self.head = lm_head(problem.model)
         self.label_ids = self.label_ids.to(problem.device)
 
-    def logits(self, hidden: torch.Tensor, mask: torch.Tensor, score_pos: torch.Tensor) -> torch.Tensor:
+    def logits(self, hidden: torch.Tensor, pool_mask: torch.Tensor, score_pos: torch.Tensor) -> torch.Tensor:
         if self.head is None:
             raise RuntimeError("LMHeadVerbalizer.prepare was not called")
         rows = hidden[torch.arange(hidden.shape[0], device=hidden.device), score_pos]
@@ -92,10 +112,10 @@ class CosineVerbalizer(Verbalizer):
     def prepare(self, problem: Any) -> None:
         self.directions = F.normalize(problem.embed_texts(self.anchors), dim=-1)
 
-    def logits(self, hidden: torch.Tensor, mask: torch.Tensor, score_pos: torch.Tensor) -> torch.Tensor:
+    def logits(self, hidden: torch.Tensor, pool_mask: torch.Tensor, score_pos: torch.Tensor) -> torch.Tensor:
         if self.directions is None:
             raise RuntimeError(f"{type(self).__name__}.prepare was not called")
-        pooled = F.normalize(mean_pool(hidden, mask), dim=-1)
+        pooled = F.normalize(mean_pool(hidden, pool_mask), dim=-1)
         return self.scale * pooled @ self.directions.T.to(pooled.dtype)
 
 

@@ -26,7 +26,7 @@ from bbopt.batch import Batch
 from bbopt.optimizer import Optimizer, make_optimizer, optimizer_class
 from bbopt.options import OptionError, integer, point, positive, unused
 from bbopt.seeding import SeedLike, child_seed
-from bbopt.spaces import Box
+from bbopt.spaces import Box, partition
 
 
 class BlockCoordinate(Optimizer):
@@ -174,7 +174,7 @@ def resolve_blocks(space: Box, blocks: Any, n_blocks: int | None) -> list[tuple[
     """``[(start, stop), ...]`` partitioning ``range(space.dim)``; from ``blocks``, ``space.blocks`` or ``n_blocks``."""
     dim = space.dim
     if blocks is None:
-        blocks = getattr(space, "blocks", None)
+        blocks = space.blocks
     if blocks is not None and n_blocks is not None:
         raise unused("n_blocks", "block", "when the blocks are given (blocks= or the space's own blocks)")
     if blocks is None:
@@ -184,17 +184,7 @@ def resolve_blocks(space: Box, blocks: Any, n_blocks: int | None) -> list[tuple[
         n_blocks = integer(n_blocks, "n_blocks", "block", minimum=1, maximum=dim)
         edges = np.linspace(0, dim, n_blocks + 1).round().astype(int)
         return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-    out = []
-    for blk in blocks if isinstance(blocks, (list, tuple)) else [blocks]:
-        if isinstance(blk, slice):
-            blk = (blk.start or 0, blk.stop)
-        if not (isinstance(blk, (list, tuple)) and len(blk) == 2
-                and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in blk)):
-            raise OptionError("blocks", f"block: blocks must be [start, stop] ranges (or slices), got {blk!r} "
-                                        f"in {blocks!r}")
-        out.append((int(blk[0]), int(blk[1])))
-    covered = sorted(out)
-    if not covered or covered[0][0] != 0 or covered[-1][1] != dim or any(
-            a >= b for a, b in covered) or any(p[1] != q[0] for p, q in zip(covered, covered[1:])):
-        raise OptionError("blocks", f"block: blocks {out} must be non-empty ranges that partition 0..{dim} exactly")
-    return out
+    try:
+        return list(partition(blocks if isinstance(blocks, (list, tuple)) else [blocks], dim, "block: blocks"))
+    except ValueError as err:
+        raise OptionError("blocks", str(err)) from None

@@ -33,9 +33,13 @@ class StochasticBandit(Problem):
         return np.array([1.0 + self.means[a] * _noise(self.seq, batch.round, k, self.sigma)
                          for k, a in enumerate(np.asarray(batch.x))])
 
-    def regret(self, arms):
-        """Pseudo-regret per round ``(T,)`` of the played ``arms``."""
+    def regret(self, arms, contexts=None):
+        """Pseudo-regret per round ``(T,)`` of the played ``arms`` against the best arm."""
         return self.means[np.asarray(arms)] - self.means.min()
+
+    def uniform_regret(self, contexts=None):
+        """Expected pseudo-regret per round of uniform random play."""
+        return float((self.means - self.means.min()).mean())
 
 
 class ContextualBandit(Problem):
@@ -53,6 +57,16 @@ class ContextualBandit(Problem):
     def mean_excess(self, c):
         """``(d,)`` expected excess cost of every arm at context ``c``."""
         return 5.0 + 200.0 * (self.values - 0.2 - 0.6 * c) ** 2
+
+    def regret(self, arms, contexts):
+        """Pseudo-regret per round ``(T,)`` against the best arm of each round's context."""
+        means = np.array([self.mean_excess(c) for c in contexts])
+        return means[np.arange(len(means)), np.asarray(arms)] - means.min(axis=1)
+
+    def uniform_regret(self, contexts):
+        """Expected pseudo-regret per round of uniform random play on these contexts."""
+        means = np.array([self.mean_excess(c) for c in contexts])
+        return float((means - means.min(axis=1, keepdims=True)).mean())
 
     def context(self, round_):
         return float(np.random.default_rng(child_seed(self.seq, round_, 10**6)).random())

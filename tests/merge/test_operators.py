@@ -62,14 +62,26 @@ def test_trim_density_edges():
     assert ops.trim_mask(tau, 1 / 3).tolist() == [True, False, False]
 
 
-def test_dare_rescale_preserves_expectation_and_keeps_density():
+def test_dare_rescales_keep_density_and_match_l1_norm_or_expectation():
     base = {"w": torch.zeros(200_000)}
     expert = {"w": torch.full((200_000,), 0.7)}
-    out = ops.dare(base, [expert], density=0.3, seed=5)["w"]
+    out = ops.dare(base, [expert], density=0.3, seed=5)["w"]  # mergekit's default: L1 norm matched
     kept = (out != 0).float().mean().item()
     assert abs(kept - 0.3) < 0.005
-    assert torch.allclose(out[out != 0], torch.tensor(0.7 / 0.3))
-    assert abs(out.mean().item() - 0.7) < 0.01
+    assert out.abs().sum().item() == pytest.approx(0.7 * 200_000, rel=1e-5)
+    assert torch.allclose(out[out != 0], torch.tensor(0.7 / kept), rtol=1e-5)
+    paper = ops.dare(base, [expert], density=0.3, seed=5, rescale="density")["w"]  # Yu et al.: 1/d
+    assert torch.equal(paper != 0, out != 0)
+    assert torch.allclose(paper[paper != 0], torch.tensor(0.7 / 0.3))
+    plain = ops.dare(base, [expert], density=0.3, seed=5, rescale="none")["w"]
+    assert torch.allclose(plain[plain != 0], torch.tensor(0.7))
+
+
+def test_keep_count_is_mergekits():
+    assert [ops.keep_count(d, 10) for d in (0.0, 0.01, 0.15, 0.29, 0.5, 1.0, 1.2)] == [0, 1, 1, 2, 5, 10, 10]
+    tau = torch.tensor([0.1, -0.2, 0.3, -0.4, 0.5, 0.6, -0.7, 0.8, 0.9, -1.0])
+    assert int(ops.trim_mask(tau, 0.05).sum()) == 1  # a positive density keeps at least one entry
+    assert int(ops.trim_mask(tau, 0.29).sum()) == 2  # int(2.9) = 2, not round(2.9) = 3
 
 
 def test_dare_masks_deterministic_nested_and_seed_dependent():
@@ -128,3 +140,7 @@ def test_bad_inputs_name_the_field():
         ops.task_arithmetic(BASE, [sd(w=[1.0, 2.0])])
     with pytest.raises(ValueError, match="combine"):
         ops.dare(BASE, EXPERTS, combine="mean")
+    with pytest.raises(ValueError, match="rescale"):
+        ops.dare(BASE, EXPERTS, rescale="l2")
+    with pytest.raises(ValueError, match="sign"):
+        ops.dare(BASE, EXPERTS, sign="unweighted")  # dare_linear elects no sign

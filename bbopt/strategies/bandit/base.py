@@ -2,36 +2,39 @@
 arm had (importance weights), cost normalisation and non-finite costs, exact state.
 
 Costs are ``y ≥ cost_offset`` (default 1: every solve takes at least one iteration; use 0
-for wall-time costs); learners use ``y − cost_offset``. A non-finite cost counts as twice
-the worst excess seen so far; before any finite cost it cannot be scaled and is counted
-in ``n_nonfinite_skipped`` instead of updating the learner.
+for wall-time costs); learners use the excess ``y − cost_offset``. A non-finite cost counts
+as twice the worst excess seen so far; before any finite cost it cannot be scaled and is
+counted in ``n_nonfinite_skipped`` instead of updating the learner.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from bbopt.batch import Batch
 from bbopt.optimizer import Optimizer
+from bbopt.options import OptionError, nonnegative
 from bbopt.seeding import SeedLike
 from bbopt.spaces import Choice, Space
 
 
 class BanditOptimizer(Optimizer):
     """Subclasses implement ``_policy(context) -> (probs (d,), extra (d,) | None)`` and
-    ``_update(arm, excess_cost, prob, context, extra)`` plus ``_learner_state`` / ``_load_learner_state``."""
+    ``_update(arm, excess_cost, prob, context, extra)`` plus ``_learner_state`` / ``_load_learner_state``.
+
+    ``extra`` is what the policy wants back with the played arm's cost (e.g. its prediction).
+    """
 
     supported_spaces = (Choice,)
     handles_nonfinite = True
+    owner: ClassVar[str] = "bandit"  # the registered name, for option errors
 
     def __init__(self, space: Space, seed: SeedLike = None, cost_offset: float = 1.0):
         super().__init__(space, seed)
-        if isinstance(cost_offset, bool) or not isinstance(cost_offset, (int, float)) or not math.isfinite(cost_offset):
-            raise ValueError(f"cost_offset must be a finite number (1 for iteration counts, 0 for times), got {cost_offset!r}")
-        self.cost_offset = float(cost_offset)
+        self.cost_offset = nonnegative(cost_offset, "cost_offset", self.owner)
         self.n_arms = int(self.space.n_arms)
         self._meta: dict[int, tuple[float, float, float]] = {}  # id -> (prob, context, extra)
         self._max_excess = -math.inf
@@ -56,13 +59,13 @@ class BanditOptimizer(Optimizer):
         if not self.contextual:
             return math.nan
         if context is None:
-            raise ValueError(f"{type(self).__name__} needs a context: ask(context=c), or a problem with context(round)")
+            raise ValueError(f"{self.owner} needs a context: ask(context=c), or a problem with context(round)")
         try:
             c = float(np.asarray(context, dtype=float).reshape(()))
         except (TypeError, ValueError):
-            raise TypeError(f"{type(self).__name__}: context must be one number, got {context!r}") from None
+            raise TypeError(f"{self.owner}: context must be one number, got {context!r}") from None
         if not math.isfinite(c):
-            raise ValueError(f"{type(self).__name__}: context must be finite, got {c}")
+            raise ValueError(f"{self.owner}: context must be finite, got {c}")
         return c
 
     def _ask(self, n: int | None, context: Any) -> np.ndarray:
@@ -94,7 +97,7 @@ class BanditOptimizer(Optimizer):
             return 2.0 * self._max_excess
         excess = y - self.cost_offset
         if excess < 0:
-            raise ValueError(f"{type(self).__name__}: cost {y:g} is below cost_offset={self.cost_offset:g}; "
+            raise ValueError(f"{self.owner}: cost {y:g} is below cost_offset={self.cost_offset:g}; "
                              "set cost_offset to a lower bound of the costs (0 for wall time)")
         self._max_excess = max(self._max_excess, excess)
         return excess
@@ -117,12 +120,44 @@ class BanditOptimizer(Optimizer):
         self._load_learner_state(state["learner"])
 
 
-def positive(value: Any, name: str, integer: bool = False) -> Any:
-    """``value`` if it is a positive number (an int when ``integer``), else a ValueError naming it."""
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0 or not math.isfinite(value):
-        raise ValueError(f"{name} must be a positive {'integer' if integer else 'number'}, got {value!r}")
-    return int(value) if integer else float(value)
+class ImportanceWeightedLearner(BanditOptimizer):
+    """Learners on importance-weighted cumulative losses (Exp3, Tsallis-INF), one set per
+    context bin (one bin unless a subclass bins the context).
+
+    ``cumulative_losses[b, i]`` sums (y − offset)/p over the rounds arm i was played in bin b
+    (an unbiased estimate of the arm's total excess cost). Learners see it divided by the
+    bin's running mean excess cost (:meth:`normalised_losses`), so their learning rates do
+    not depend on the unit of the cost (iterations, seconds).
+    """
+
+    def _init_bins(self, n_bins: int) -> None:
+        self.cumulative_losses = np.zeros((n_bins, self.n_arms))
+        self.rounds_played = np.zeros(n_bins, dtype=np.int64)  # costs learned from, per bin
+        self.excess_sum = np.zeros(n_bins)  # Σ (y − offset) per bin
+
+    def _bin(self, context: float) -> int:
+        return 0
+
+    def normalised_losses(self, b: int = 0) -> np.ndarray:
+        """Cumulative losses ``(d,)`` of bin ``b`` over the bin's running mean excess cost (1 before any)."""
+        n_seen, total = int(self.rounds_played[b]), float(self.excess_sum[b])
+        scale = total / n_seen if n_seen > 0 and total > 0 else 1.0
+        return self.cumulative_losses[b] / scale
+
+    def _update(self, arm: int, excess: float, prob: float, context: float, extra: float) -> None:
+        b = self._bin(context)
+        self.cumulative_losses[b, arm] += excess / prob
+        self.excess_sum[b] += excess
+        self.rounds_played[b] += 1
+
+    def _learner_state(self) -> dict:
+        return {"cumulative_losses": self.cumulative_losses.copy(), "rounds_played": self.rounds_played.copy(),
+                "excess_sum": self.excess_sum.copy()}
+
+    def _load_learner_state(self, state: dict) -> None:
+        self.cumulative_losses = np.array(state["cumulative_losses"], dtype=float)
+        self.rounds_played = np.array(state["rounds_played"], dtype=np.int64)
+        self.excess_sum = np.array(state["excess_sum"], dtype=float)
 
 
 def context_range(value: Any, owner: str) -> tuple[float, float]:
@@ -130,8 +165,8 @@ def context_range(value: Any, owner: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"{owner}: context_range must be a pair (low, high) of numbers, got {value!r} "
-                         "(the problem's context_range attribute gives it)") from None
+        raise OptionError("context_range", f"{owner}: context_range must be a pair (low, high) of numbers, got "
+                                           f"{value!r} (the problem's context_range attribute gives it)") from None
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"{owner}: context_range needs finite low < high, got {value!r}")
+        raise OptionError("context_range", f"{owner}: context_range needs finite low < high, got {value!r}")
     return lo, hi

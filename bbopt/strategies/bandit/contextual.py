@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from bbopt.options import integer, positive
 from bbopt.seeding import SeedLike
 from bbopt.spaces import Space
 from bbopt.strategies.bandit.base import context_range as _range
-from bbopt.strategies.bandit.base import positive
 from bbopt.strategies.bandit.igw import IGW
 from bbopt.strategies.bandit.tsallis_inf import TsallisINF
 
@@ -26,27 +26,27 @@ class ChebCB(IGW):
     """Inverse-gap weighting on per-arm Chebyshev regressions of cost on the context."""
 
     contextual = True
+    owner = "chebcb"
 
     def __init__(self, space: Space, seed: SeedLike = None, context_range: Any = None, degree: int = 5,
                  cost_offset: float = 1.0):
         super().__init__(space, seed, cost_offset)
-        if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 0:
-            raise ValueError(f"chebcb: degree must be a non-negative integer, got {degree!r}")
-        self._setup(int(degree), _range(context_range, "chebcb"))
+        self._setup(integer(degree, "degree", self.owner, minimum=0), _range(context_range, self.owner))
 
 
 class TsallisINFCB(TsallisINF):
     """One ½-Tsallis-INF per context bin (bins of equal width over ``context_range``)."""
 
     contextual = True
+    owner = "tsallis-inf-cb"
 
     def __init__(self, space: Space, seed: SeedLike = None, context_range: Any = None, n_bins: int = 5,
                  cost_offset: float = 1.0):
         super().__init__(space, seed, cost_offset)
-        self.lo, self.hi = _range(context_range, "tsallis-inf-cb")
-        self._init_bins(positive(n_bins, "tsallis-inf-cb: n_bins", integer=True))
-        m = self.K.shape[0]
-        self.centres = self.lo + (self.hi - self.lo) * (np.arange(m) + 0.5) / m
+        lo, hi = _range(context_range, self.owner)
+        n_bins = positive(n_bins, "n_bins", self.owner, integer=True)
+        self._init_bins(n_bins)
+        self.centres = lo + (hi - lo) * (np.arange(n_bins) + 0.5) / n_bins
 
     def _bin(self, context: float) -> int:
         return int(np.argmin(np.abs(self.centres - context)))
