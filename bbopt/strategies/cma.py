@@ -65,7 +65,11 @@ class CMA(Optimizer):
       from d ≥ 200, where full CMA's O(d²) sampling dominates.
     - ``bounds_handling``: ``"transform"`` (pycma's smooth BoundTransform) or ``"penalty"``
       (candidates are clipped to the box and pycma adds an adaptive penalty for the
-      distance — reaches optima on the boundary exactly).
+      distance — reaches optima on the boundary exactly). Either is pycma's own handler
+      in the unit cube, candidate for candidate (tests/strategies/test_cma.py); on BBOB a
+      hard box costs bbopt what it costs raw pycma given the same bounds (E2), most of it
+      on f5, whose optimum lies on the boundary. An objective defined outside the box
+      should get a ``soft`` box instead.
     - ``cma_options``: further pycma options passed through (e.g. ``{"tolfun": 1e-12}``);
       numbers, booleans and lists only — pycma evaluates string options as Python code,
       so strings from a config are refused.
