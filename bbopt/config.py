@@ -42,7 +42,7 @@ class ConfigError(ValueError):
         self.field = field
 
 
-#: top-level keys: name -> (check, default); a check returns the cleaned value or raises ConfigError
+#: top-level keys -> their defaults (None: unset); validate() checks each through bbopt.options
 RUN_KEYS: dict[str, Any] = {
     "problem": None, "optimizer": None, "budget": None, "seed": None,
     "target": None, "target_gap": None, "time_limit": None, "round_size": None,

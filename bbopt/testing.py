@@ -18,7 +18,8 @@ problem's target within a declared budget.
 **Every registered strategy declares itself.** ``tests/test_conformance.py`` walks
 ``OPTIMIZERS`` and fails for a registered name that no ``Test*`` subclass of
 :class:`OptimizerConformance` declares (it finds them with :func:`find_declarations` in
-every ``test_*.py`` under ``tests/`` that mentions ``OptimizerConformance``). A new
+every ``test_*.py`` under ``tests/`` that mentions ``Conformance``: the class or a family's
+own subclass of it, e.g. ``BanditConformance``). A new
 strategy adds one class beside its tests, with its ``name``, the ``options`` and
 ``make_problem`` (hence the space) the checks run with, and a convergence claim: either
 ``converge_budget`` / ``converge_target`` (checked here), or, where this suite's problem
@@ -193,7 +194,7 @@ def find_declarations(root: Path) -> dict[str, list[type]]:
     gives them, so a module pytest has already collected is not imported twice)."""
     found: dict[str, list[type]] = {}
     for path in sorted(Path(root).rglob("test_*.py")):
-        if "OptimizerConformance" not in path.read_text(encoding="utf-8"):
+        if "Conformance" not in path.read_text(encoding="utf-8"):
             continue
         module = _import_test_module(path)
         for attr, obj in vars(module).items():

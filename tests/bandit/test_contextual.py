@@ -99,7 +99,7 @@ def test_tsallis_cb_regret_against_best_arm_per_bin_is_sublinear(seed):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_uniform_random_play_fails_the_contextual_regret_bound(seed):
-    ratio = regret_ratio("random", ContextualBandit(), 400, seed, {"batch_size": 1})
+    ratio = regret_ratio("random", ContextualBandit(), 400, seed, {"popsize": 1})
     assert ratio > 0.75, ratio
 
 

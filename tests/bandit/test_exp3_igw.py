@@ -53,7 +53,7 @@ def test_exp3_rejects_bad_eta():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_uniform_random_play_fails_the_regret_bound(seed):
     """The bandit conformance bound is a test: random play scores ≈ 1, far above every bound."""
-    ratio = regret_ratio("random", StochasticBandit(), 400, seed, {"batch_size": 1})
+    ratio = regret_ratio("random", StochasticBandit(), 400, seed, {"popsize": 1})
     assert ratio > 0.75, ratio
 
 
