@@ -29,7 +29,7 @@ from bbopt.options import integer, number_in, positive, unused
 from bbopt.seeding import SeedLike
 from bbopt.spaces import Box
 from bbopt.strategies.bo._base import GPStrategy
-from bbopt.strategies.bo.acquisition import forest_potentials, polish
+from bbopt.strategies.bo.acquisition import clique_potentials, polish
 from bbopt.strategies.bo.additive_gp import AdditiveGP
 from bbopt.strategies.bo.decomposition import Decomposition, default_n_edges
 from bbopt.strategies.bo.message_passing import zoom_minimize
@@ -42,6 +42,9 @@ class RDUCB(GPStrategy):
       point, the first of them.
     - ``edge_fraction``: edges per forest as a fraction of D, max(1, ⌊fraction·D⌋) (None:
       0.2); or ``n_edges``: an exact count (0 gives a fully separable model). Not both.
+    - ``clique_size``: variables per edge (2: the paper's random forest of pairs; k > 2: a
+      random hyperforest whose edges are cliques of k variables, solved on their junction
+      tree; each grid table then holds ~(zoom_points + local_points)^k states).
     - ``beta_scale``: β_t = beta_scale · log(2t) (0.5).
     - ``grid_size``: grid points per variable (150); ``zoom_points``: states per variable
       and zoom round (16); ``polish_iter``: L-BFGS-B iterations of the final polish (30, 0: none).
@@ -57,7 +60,8 @@ class RDUCB(GPStrategy):
     owner = "rducb"
 
     def __init__(self, space: Box, seed: SeedLike = None, n_init: int = 10, x0: Any = None, popsize: int = 1,
-                 edge_fraction: float | None = None, n_edges: int | None = None, beta_scale: float = 0.5,
+                 edge_fraction: float | None = None, n_edges: int | None = None, clique_size: int = 2,
+                 beta_scale: float = 0.5,
                  grid_size: int = 150, zoom_points: int = 16, polish_iter: int = 30, local_points: int = 16,
                  local_scale: float = 0.1, lengthscale_prior: str | None = "tied", fit_starts: int = 1,
                  fit_evals: int = 500, fit_points: int = 150, noise_var: float | None = None,
@@ -65,14 +69,16 @@ class RDUCB(GPStrategy):
         super().__init__(space, seed, n_init, popsize, fit_evals, fit_points, noise_var, lengthscale_prior,
                          fit_starts, x0, blas_threads)
         d = space.dim
+        self.clique_size = integer(clique_size, "clique_size", self.owner, minimum=2, maximum=max(2, d))
         if n_edges is None:
             fraction = 0.2 if edge_fraction is None else number_in(edge_fraction, "edge_fraction", self.owner, 0.0,
                                                                    1.0, low_open=True)
-            self.n_edges = default_n_edges(d, fraction)
+            self.n_edges = default_n_edges(d, fraction, self.clique_size)
         elif edge_fraction is not None:
             raise unused("edge_fraction", self.owner, "when n_edges is given (n_edges sets the count)")
         else:
-            self.n_edges = integer(n_edges, "n_edges", self.owner, minimum=0, maximum=d - 1)
+            self.n_edges = integer(n_edges, "n_edges", self.owner, minimum=0,
+                                   maximum=(d - 1) // (self.clique_size - 1))
         self.beta_scale = positive(beta_scale, "beta_scale", self.owner)
         self.grid_size = integer(grid_size, "grid_size", self.owner, minimum=2)
         self.zoom_points = integer(zoom_points, "zoom_points", self.owner, minimum=4)
@@ -86,9 +92,10 @@ class RDUCB(GPStrategy):
         def choose(gp: AdditiveGP, beta: float) -> np.ndarray:
             local = incumbent[:, None] + self.local_scale * self.rng.standard_normal((self.space.dim,
                                                                                     self.local_points))
-            x, _ = zoom_minimize(forest_potentials(gp, beta), self.space.dim, gp.decomposition.edges, self.rng,
+            x, _ = zoom_minimize(clique_potentials(gp, beta), self.space.dim, gp.cliques, self.rng,
                                  self.grid_size, self.zoom_points, anchor=incumbent, extra=local)
             return polish(gp, x, beta, self.polish_iter)[0]
 
-        return self._fantasy_batch(k, lambda member: Decomposition.random(self.space.dim, self.n_edges, self.rng),
+        return self._fantasy_batch(k, lambda member: Decomposition.random(self.space.dim, self.n_edges, self.rng,
+                                                                       self.clique_size),
                                    self.beta_scale, choose, 1.0 / (self.grid_size - 1))
