@@ -20,8 +20,9 @@ import numpy as np
 
 def botorch_minimize(problem, budget: int, seed: int, n_init: int = 10, num_restarts: int = 10,
                      raw_samples: int = 512) -> dict:
-    """Run the anchor on ``problem`` (a bbopt Box problem); losses in evaluation order and the
-    wall / CPU seconds of every model-based iteration (fit + acquisition optimisation)."""
+    """Run the anchor on ``problem`` (a bbopt Box problem): the losses in evaluation order, the
+    best point ``x`` and the wall / CPU seconds of every model-based iteration (fit +
+    acquisition optimisation)."""
     import torch
     from botorch.acquisition.logei import qLogExpectedImprovement
     from botorch.fit import fit_gpytorch_mll
@@ -55,4 +56,6 @@ def botorch_minimize(problem, budget: int, seed: int, n_init: int = 10, num_rest
         cpus.append(time.process_time() - c0)
         X = torch.cat([X, candidate.detach()])
         losses = torch.cat([losses, evaluate(candidate)])
-    return {"losses": losses.numpy(), "iteration_wall": walls, "iteration_cpu": cpus}
+    best = int(torch.argmin(torch.where(torch.isfinite(losses), losses, torch.inf)))
+    return {"losses": losses.numpy(), "x": problem.space.from_unit(X[best].numpy()), "iteration_wall": walls,
+            "iteration_cpu": cpus}
