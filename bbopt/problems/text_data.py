@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bbopt.params import Selector
+from bbopt.params import DEFAULT_CHUNK, Selector
 from bbopt.problems.torch_data import ShuffledBatches
 from bbopt.problems.torch_train import TorchProblem
 
@@ -127,7 +127,7 @@ def eval_batches(ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, an
 def minilm_tweets(seed: int = 0, shots: int = 32, batch_size: int = 16, n_test: int = 500, test_seed: int = 0,
                   subset: str = "all", select: Selector = None, anchors: Sequence[str] = ANCHORS,
                   temperature: float = 0.05, max_length: int = 64, device: str = "cpu", mode: str = "inplace",
-                  exact: bool = True, chunk_size: int = 1 << 18) -> TorchProblem:
+                  exact: bool = False, chunk_size: int = DEFAULT_CHUNK) -> TorchProblem:
     """MiniLM few-shot tweet sentiment (negative vs positive) as a :class:`TorchProblem`."""
     from bbopt.problems.fewshot import few_shot_split
     from bbopt.problems.tweets import load_tweets

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.func import functional_call, vmap
 
-from bbopt.params import ModelParams
+from bbopt.params import ModelParams, stacked_copies
 from bbopt.perturbations import Clean, Coordinate, Spec
 from bbopt.problems.torch_data import repeat_batch
 
@@ -113,7 +113,7 @@ class SequentialReuse:
         else:
             prefix = self.children[m][0] + "."
             tensors = [t for t, o in enumerate(self.owner) if o == m]
-            stacked = {k[len(prefix):]: v for k, v in self.space.stacked(specs, tensors).items()}
+            stacked = {k[len(prefix):]: v for k, v in stacked_copies(self.space, specs, tensors).items()}
             outputs = vmap(lambda p: functional_call(child, p, (self._acts[m],)))(stacked)
 
         folded = self._folded_losses(m, outputs, loss, data)
@@ -195,7 +195,7 @@ def batched_values(space: ModelParams, loss: Callable, data: Any, specs: Sequenc
         chunks = [idx[start:start + max_copies] for start in range(0, len(idx), max_copies)]
         if owner is None:
             for chunk in chunks:
-                values = vmap_losses(space.module, loss, data, space.stacked([specs[k] for k in chunk]))
+                values = vmap_losses(space.module, loss, data, stacked_copies(space, [specs[k] for k in chunk]))
                 out.update(zip(chunk, values.tolist()))
             continue
         assert reuse is not None, "only feature reuse gives a candidate an owner"
