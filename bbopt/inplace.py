@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from bbopt.noise import FlatLayout, NoiseStream, Piece, add_, sub_
+from bbopt.noise import FlatLayout, NoiseStream, Piece, shift_
 from bbopt.perturbations import Clean, Coordinate, Direction, Spec
 
 Term = tuple[int, float, str]  # (seed, coef, noise kind): coef·z(seed)
@@ -90,6 +90,11 @@ class ChunkedTensors:
         """``coef·z`` for noise chunk ``c`` of the flat parameter space: a new float32 tensor."""
         return self._raw(seed, noise, c).mul_(coef * self._factor(seed, noise))
 
+    def noise_chunk(self, seed: int, noise: str, c: int) -> tuple[torch.Tensor, float]:
+        """``(u, f)`` with z = f·u for chunk ``c`` (u: a new float32 tensor, masked): shifting θ by
+        s·z is ``shift_(θ, u, s·f)``, the arithmetic of the in-place path."""
+        return self._raw(seed, noise, c), self._factor(seed, noise)
+
     def _factor(self, seed: int, noise: str) -> float:
         return self._sphere_factor(seed) if noise == "sphere" else 1.0
 
@@ -146,12 +151,7 @@ class ChunkedTensors:
         if isinstance(spec, Direction):
             z, factor = self._buffer(0), self._factor(spec.seed, spec.noise)
             for c in range(self.n_chunks):
-                d = self._raw(spec.seed, spec.noise, c, z).mul_(spec.scale * factor)
-                for k, (view, a_z, b_z) in enumerate(self._views(c)):
-                    if self.exact:
-                        self._pieces.setdefault((c, k), Piece()).add(view, d[a_z:b_z])
-                    else:
-                        add_(view, d[a_z:b_z])
+                self._shift_chunk(c, self._raw(spec.seed, spec.noise, c, z), spec.scale * factor)
         elif isinstance(spec, Coordinate):
             flat = self.tensors[spec.tensor].view(-1)
             self._coord_old = flat[spec.index].clone()
@@ -175,19 +175,28 @@ class ChunkedTensors:
         if isinstance(spec, Direction):
             z, factor = self._buffer(0), self._factor(spec.seed, spec.noise)
             for c in range(self.n_chunks):
-                self._undo_chunk(c, self._raw(spec.seed, spec.noise, c, z).mul_(spec.scale * factor))
+                self._undo_chunk(c, self._raw(spec.seed, spec.noise, c, z), spec.scale * factor)
             self._pieces.clear()
         elif isinstance(spec, Coordinate):
             old, self._coord_old = self._coord_old, None
             assert old is not None, "perturb() saved the coordinate's value"
             self.tensors[spec.tensor].view(-1)[spec.index] = old
 
-    def _undo_chunk(self, c: int, d: torch.Tensor) -> None:
+    def _shift_chunk(self, c: int, z: torch.Tensor, scale: float) -> None:
+        """θ of chunk ``c`` shifted by ``scale·z`` (with a repair list when ``exact``)."""
         for k, (view, a_z, b_z) in enumerate(self._views(c)):
             if self.exact:
-                self._pieces[(c, k)].undo(view, d[a_z:b_z])
+                self._pieces.setdefault((c, k), Piece()).add(view, z[a_z:b_z], scale)
             else:
-                sub_(view, d[a_z:b_z])
+                shift_(view, z[a_z:b_z], scale)
+
+    def _undo_chunk(self, c: int, z: torch.Tensor, scale: float) -> None:
+        """Undo :meth:`_shift_chunk` (bit for bit when ``exact``)."""
+        for k, (view, a_z, b_z) in enumerate(self._views(c)):
+            if self.exact:
+                self._pieces[(c, k)].undo(view, z[a_z:b_z], scale)
+            else:
+                shift_(view, z[a_z:b_z], -scale)
 
     @torch.no_grad()
     def move_to(self, spec: Spec) -> None:
@@ -203,16 +212,11 @@ class ChunkedTensors:
         z, factor = self._buffer(0), self._factor(spec.seed, spec.noise)
         for c in range(self.n_chunks):
             raw = self._raw(spec.seed, spec.noise, c, z)
-            if self.exact:  # the same float32 products perturb() and restore() form
-                d_old = torch.mul(raw, old.scale * factor, out=self._buffer(1)[:raw.numel()])
-                self._undo_chunk(c, d_old)
-                d_new = raw.mul_(spec.scale * factor)
-                for k, (view, a_z, b_z) in enumerate(self._views(c)):
-                    self._pieces[(c, k)].add(view, d_new[a_z:b_z])
-            else:  # MeZO's θ − 2εz: one addition
-                d = raw.mul_((spec.scale - old.scale) * factor)
-                for view, a_z, b_z in self._views(c):
-                    add_(view, d[a_z:b_z])
+            if self.exact:
+                self._undo_chunk(c, raw, old.scale * factor)
+                self._shift_chunk(c, raw, spec.scale * factor)
+            else:  # MeZO's θ − 2εz: one shift
+                self._shift_chunk(c, raw, (spec.scale - old.scale) * factor)
         self._active = spec
 
     @contextlib.contextmanager
@@ -244,8 +248,9 @@ class ChunkedTensors:
     def add_(self, terms: Sequence[Term], decay: float = 0.0) -> None:
         """θ ← (1 − decay)·θ (tensors of ≥ 2 dims) + Σ_j coef_j·z(seed_j): a seed-based update.
 
-        ``terms``: ``[(seed, coef, noise), ...]``; each chunk's sum is formed in fp32 and added once.
-        A pending perturbation is undone in the same pass.
+        ``terms``: ``[(seed, coef, noise), ...]``; each chunk's sum is formed in fp32 and added once
+        (one term: θ shifted by coef·z exactly as a perturbation of that scale shifts it). A pending
+        perturbation is undone in the same pass.
         """
         self._update(terms, decay, sign_step=None)
 
@@ -264,37 +269,39 @@ class ChunkedTensors:
             held = None
             if pending is not None:  # undo it with the z this pass regenerates anyway
                 held = self._raw(pending.seed, pending.noise, c, self._buffer(2))
-                d = torch.mul(held, pending.scale * self._factor(pending.seed, pending.noise),
-                              out=self._buffer(1)[:held.numel()])
-                self._undo_chunk(c, d)
+                self._undo_chunk(c, held, pending.scale * self._factor(pending.seed, pending.noise))
             if decay:
                 for ti, a_t, b_t, _, _ in self.layout.pieces[c]:
                     if self.tensors[ti].dim() >= 2:
                         self.tensors[ti].data.view(-1)[a_t:b_t].mul_(1.0 - decay)
-            if terms:
-                acc = self._sum_chunk(c, terms, pending, held)
-                if sign_step is not None:
-                    acc.sign_().mul_(-sign_step)
-                for view, a_z, b_z in self._views(c):
-                    add_(view, acc[a_z:b_z])
+            if not terms:
+                continue
+            z, scale = self._sum_chunk(c, terms, pending, held)
+            if sign_step is not None:
+                z, scale = z.mul_(scale).sign_(), -sign_step
+            for view, a_z, b_z in self._views(c):
+                shift_(view, z[a_z:b_z], scale)
         self._pieces.clear()
         self.version += 1
 
     def _sum_chunk(self, c: int, terms: Sequence[Term], pending: Direction | None,
-                   held: torch.Tensor | None) -> torch.Tensor:
-        """Σ_j fl(coef_j·z_j) of chunk ``c`` in term order (scratch 1); ``held`` is the pending seed's z."""
+                   held: torch.Tensor | None) -> tuple[torch.Tensor, float]:
+        """``(u, a)`` with a·u = Σ_j coef_j·z_j on chunk ``c``: one z and its coefficient for a single
+        term, else the sum in term order (scratch 1) and 1; ``held`` is the pending seed's z."""
         acc: torch.Tensor | None = None
         for seed, coef, noise in terms:
             reuse = pending is not None and held is not None and (seed, noise) == (pending.seed, pending.noise)
             z = held if reuse else self._raw(seed, noise, c, self._buffer(0))
             assert z is not None
             scale = coef * self._factor(seed, noise)
+            if len(terms) == 1:
+                return z, scale
             if acc is None:
                 acc = torch.mul(z, scale, out=self._buffer(1)[:z.numel()])
             else:
-                acc.add_(z.mul_(scale))
+                acc.add_(z, alpha=scale)
         assert acc is not None, "terms is non-empty"
-        return acc
+        return acc, 1.0
 
     @torch.no_grad()
     def add_dense_(self, grads: dict[int, torch.Tensor], alpha: float, decay: float = 0.0) -> None:

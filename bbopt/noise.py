@@ -15,16 +15,16 @@ is a pure function of (seed, chunk, kind, device type): replay and resume regene
 (per-chunk scratch tensors interleaved with long-lived ones fragment the heap and raise the
 process's peak memory).
 
+Arithmetic: every perturbation, undo and update is :func:`shift_` (``p.add_(z, alpha=s)``).
 Exact undo (``exact=True`` in :class:`~bbopt.params.ModelParams`, not the default). In floating
-point (p + d) − d ≠ p for a few per cent of entries (fp32, ε = 1e-3, weights ~0.05: ~4%; weights
-near zero lose their low bits entirely), so MeZO's ±ε round trip drifts by an ulp here and there.
-:class:`Piece` records, while adding, the entries whose ``(p + d) − d`` would not give ``p`` back
-and their original values (int32 index + value: 8 bytes per such entry, measured ~0.35 byte per
-parameter in fp32, more in fp16/bf16, where most entries near zero need it). Undo recomputes
-``(p + d) − d`` and patches those entries: bit-exact in every dtype. In fp16/bf16 the
-perturbation is computed in fp32 and rounded once, so the perturbation the model actually sees
-is ``fl(p + d) − p``, which can differ from d by up to half an ulp of p (large relative error
-for ε ≪ |p|·2⁻⁸ in bf16): keep ε well above that, or fp32.
+point (p + sz) − sz ≠ p for a few per cent of entries (fp32, ε = 1e-3, weights ~0.05: ~4%;
+weights near zero lose their low bits entirely), so MeZO's ±ε round trip drifts by an ulp here
+and there. :class:`Piece` records, while shifting, the entries the reverse shift would not give
+back and their original values (int32 index + value: 8 bytes per such entry, measured ~0.35 byte
+per parameter in fp32, more in fp16/bf16, where most entries near zero need it); undo patches
+them: bit-exact in every dtype. In fp16/bf16 the shift is computed in fp32 and rounded once, so
+the perturbation the model actually sees is ``fl(p + sz) − p``, which can differ from sz by up to
+half an ulp of p (large relative error for ε ≪ |p|·2⁻⁸ in bf16): keep ε well above that, or fp32.
 """
 
 from __future__ import annotations
@@ -90,8 +90,18 @@ class NoiseStream:
         return z
 
 
+def shift_(p: torch.Tensor, z: torch.Tensor, scale: float) -> None:
+    """``p ← p + scale·z`` in place: the one arithmetic of every perturbation, undo and update, so
+    a candidate, its stacked copy and the update that moves to it agree bit for bit (in fp32 for
+    low-precision ``p``, rounded once)."""
+    if p.dtype == torch.float32:
+        p.add_(z, alpha=scale)
+    else:
+        p.copy_(p.float().add_(z, alpha=scale))
+
+
 class Piece:
-    """Exact add / undo of ``d`` on one flat slice of a parameter (the repair list of that slice)."""
+    """Exact add / undo of ``scale·z`` on one flat slice of a parameter (its repair list)."""
 
     __slots__ = ("repair",)
 
@@ -99,21 +109,23 @@ class Piece:
         #: (int32 flat indices, original values) of the entries undo must patch; None when there are none
         self.repair: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def add(self, p: torch.Tensor, d: torch.Tensor) -> None:
-        """``p ← fl(p + d)``, remembering what ``undo`` needs to give ``p`` back bit for bit."""
-        s = _add(p, d)
+    def add(self, p: torch.Tensor, z: torch.Tensor, scale: float) -> None:
+        """:func:`shift_` ``p`` by ``scale·z``, remembering what ``undo`` needs to give ``p`` back bit for bit."""
+        moved = p.clone()
+        shift_(moved, z, scale)
+        back = moved.clone()
+        shift_(back, z, -scale)
         # compared bit for bit: −0.0 vs 0.0 and NaN payloads count as different
-        bad = (_bits(_sub(s, d)) != _bits(p)).nonzero().view(-1)
+        bad = (_bits(back) != _bits(p)).nonzero().view(-1)
         self.repair = (bad.to(torch.int32), p[bad].clone()) if bad.numel() else None
-        p.copy_(s)
+        p.copy_(moved)
 
-    def undo(self, p: torch.Tensor, d: torch.Tensor) -> None:
-        """``p ← fl(p − d)`` with the recorded entries patched: the value before :meth:`add`."""
-        back = _sub(p, d)
+    def undo(self, p: torch.Tensor, z: torch.Tensor, scale: float) -> None:
+        """Shift ``p`` back by ``−scale·z`` and patch the recorded entries: the value before :meth:`add`."""
+        shift_(p, z, -scale)
         if self.repair is not None:
             index, values = self.repair
-            back[index.long()] = values
-        p.copy_(back)
+            p[index.long()] = values
         self.repair = None
 
     @property
@@ -124,38 +136,9 @@ class Piece:
         return index.numel() * (4 + values.element_size())
 
 
-def add_(p: torch.Tensor, d: torch.Tensor) -> None:
-    """``p ← fl(p + d)`` in place: one IEEE addition per entry, in fp32 for low-precision ``p``."""
-    if p.dtype == torch.float32:
-        p.add_(d)
-    else:
-        p.copy_(p.float().add_(d))
-
-
-def sub_(p: torch.Tensor, d: torch.Tensor) -> None:
-    """``p ← fl(p − d)`` in place (see :func:`add_`)."""
-    if p.dtype == torch.float32:
-        p.sub_(d)
-    else:
-        p.copy_(p.float().sub_(d))
-
-
 def _bits(t: torch.Tensor) -> torch.Tensor:
     """The raw bit patterns of ``t`` as integers of the same width."""
     return t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
-
-
-def _add(p: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """One IEEE addition per entry (no fused multiply-add), in fp32 for low-precision ``p``."""
-    if p.dtype == torch.float32:
-        return p + d
-    return (p.float() + d).to(p.dtype)
-
-
-def _sub(p: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    if p.dtype == torch.float32:
-        return p - d
-    return (p.float() - d).to(p.dtype)
 
 
 class FlatLayout:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from bbopt.inplace import ChunkedTensors
-from bbopt.noise import add_
+from bbopt.noise import shift_
 from bbopt.param_select import Selector, check_tensors, select_parameters
 from bbopt.perturbations import Clean, Coordinate, Direction, Spec, check_spec, spec_from_json
 from bbopt.spaces import Space
@@ -207,18 +207,60 @@ def stacked_copies(space: ModelParams, specs: Sequence[Spec], tensors: Sequence[
                    ) -> dict[str, torch.Tensor]:
     """``{name: (K, *shape)}``: K perturbed copies of the chosen tensors (K·P memory), for vmap.
 
-    Each copy holds exactly the values the in-place path applies (fl(θ + fl(s·z))).
+    Each copy holds exactly the values the in-place path applies (``θ.add_(z, alpha=s)``, one
+    rounding; ``addcmul`` forms the same fused product). Directions sharing a seed (a ± pair,
+    FZOO's probes around one clean point) draw their noise once: one draw per distinct seed and
+    chunk, then one ``addcmul`` per chunk over all the directions' rows.
     """
     space.restore()
-    chosen = list(range(len(space.tensors))) if tensors is None else list(tensors)
+    if tensors is not None or any(p.dtype != torch.float32 for p in space.tensors):
+        chosen = range(len(space.tensors)) if tensors is None else tensors
+        return _stacked_tensors(space, specs, list(chosen))
+    theta = torch.cat([p.detach().reshape(-1) for p in space.tensors])
+    directions = [k for k, spec in enumerate(specs) if isinstance(spec, Direction)]
+    if len(directions) == len(specs):
+        rows = _shifted_rows(space, theta, specs)
+    else:
+        rows = theta.unsqueeze(0).repeat(len(specs), 1)
+        if directions:
+            rows[directions] = _shifted_rows(space, theta, [specs[k] for k in directions])
+    for k, spec in enumerate(specs):
+        if isinstance(spec, Coordinate):
+            rows[k, space.layout.offsets[spec.tensor] + spec.index] += spec.scale
+        elif not isinstance(spec, (Clean, Direction)):
+            raise TypeError(f"ModelParams: cannot stack a {spec.kind} candidate")
+    offsets = space.layout.offsets
+    return {n: rows[:, offsets[t]:offsets[t + 1]].view(len(specs), *p.shape)
+            for t, (n, p) in enumerate(zip(space.names, space.tensors))}
+
+
+def _shifted_rows(space: ModelParams, theta: torch.Tensor, specs: Sequence[Any]) -> torch.Tensor:
+    """``(K, N)``: θ + s_k·z_k for directions ``specs``, the noise of each distinct seed drawn once."""
+    slot: dict[tuple[int, str], int] = {}
+    which = torch.tensor([slot.setdefault((spec.seed, spec.noise), len(slot)) for spec in specs])
+    distinct = list(slot)
+    rows = torch.empty(len(specs), theta.numel(), dtype=theta.dtype, device=theta.device)
+    scales = None
+    for c, (a, b) in enumerate(space.layout.chunks):
+        drawn = [space.noise_chunk(seed, kind, c) for seed, kind in distinct]
+        if scales is None:  # z = f·u: the sphere's normalisation f is one number per seed
+            factors = [f for _, f in drawn]
+            scales = torch.tensor([spec.scale * factors[k] for spec, k in zip(specs, which.tolist())],
+                                  dtype=torch.float32, device=theta.device)[:, None]
+        rows[:, a:b] = torch.addcmul(theta[a:b], scales, torch.stack([u for u, _ in drawn])[which.to(theta.device)])
+    return rows
+
+
+def _stacked_tensors(space: ModelParams, specs: Sequence[Spec], chosen: list[int]) -> dict[str, torch.Tensor]:
+    """:func:`stacked_copies` of some tensors only (feature reuse: one layer's coordinates)."""
     flats = {ti: space.tensors[ti].detach().reshape(1, -1).repeat(len(specs), 1) for ti in chosen}
     for k, spec in enumerate(specs):
         if isinstance(spec, Direction):
             for c in range(space.n_chunks):
-                d = space.delta(spec.seed, spec.noise, c, spec.scale)
+                z, factor = space.noise_chunk(spec.seed, spec.noise, c)
                 for ti, a_t, b_t, a_z, b_z in space.layout.pieces[c]:
                     if ti in flats:
-                        add_(flats[ti][k, a_t:b_t], d[a_z:b_z])
+                        shift_(flats[ti][k, a_t:b_t], z[a_z:b_z], spec.scale * factor)
         elif isinstance(spec, Coordinate):
             if spec.tensor in flats:
                 flats[spec.tensor][k, spec.index] += spec.scale

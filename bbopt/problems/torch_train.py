@@ -36,6 +36,7 @@ from bbopt.perturbations import NoisyCopy, Spec, Tangent
 from bbopt.problem import Problem
 from bbopt.problems.torch_batched import SequentialReuse, batched_values, reduce_loss
 from bbopt.problems.torch_data import BatchCycle, n_rows, to_device
+from bbopt.problems.torch_folded import FoldedSequential
 from bbopt.problems.torch_probes import JVP, noisy_values
 
 MODES = ("auto", "inplace", "batched")
@@ -83,7 +84,9 @@ class TorchProblem(Problem):
         self.name = name or type(model).__name__
         self.eval_sets = dict(eval_sets or {})
         self.metrics = dict(metrics or {})
-        self._reuse = SequentialReuse(self.model, space) if feature_reuse and isinstance(self.model, torch.nn.Sequential) else None
+        sequential = self.model if isinstance(self.model, torch.nn.Sequential) else None
+        self._reuse = SequentialReuse(sequential, space) if feature_reuse and sequential is not None else None
+        self._folded = None if sequential is None else FoldedSequential(sequential)
         self._vmap_ok: bool | None = None
         self._jvp = JVP(space, loss)
         self._jvp.use_forward_ad = jvp == "forward_ad"
@@ -123,7 +126,8 @@ class TorchProblem(Problem):
         if self._use_batched(len(specs)):
             try:
                 key = (step, self.space.version)
-                return batched_values(self.space, self.loss, data, specs, self._copies(), self._reuse, key)
+                return batched_values(self.space, self.loss, data, specs, self._copies(), self._reuse, key,
+                                      self._folded)
             except Exception as err:
                 if self.mode == "batched":
                     raise
