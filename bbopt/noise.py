@@ -1,18 +1,30 @@
 """Seeded noise for torch parameters, regenerated in chunks and never stored, plus exact add/undo.
 
-Noise for (seed, tensor i, chunk c) comes from one scratch ``torch.Generator`` re-seeded with
-``mix(seed, i, c)``, so any chunk is addressable and identical on every call: a perturbation
-θ + s·z costs one chunk of transient memory, never a copy of θ (MeZO's seed trick).
+Noise for (seed, chunk c) comes from one scratch ``torch.Generator`` re-seeded with
+``mix(seed, 0, c)``, so any chunk is addressable and identical on every call: a perturbation
+θ + s·z costs one chunk of transient memory, never a copy of θ (MeZO's seed trick). The noise
+is a pure function of (seed, chunk, kind, device type): replay and resume regenerate it exactly.
 
-Exact undo. In floating point (p + d) − d ≠ p for a few per cent of entries (fp32, ε = 1e-3,
-weights ~0.05: ~4%; weights near zero lose their low bits entirely), so MeZO's ±ε round trip
-drifts by an ulp here and there. :class:`Piece` therefore records, while adding, the entries
-whose ``(p + d) − d`` would not give ``p`` back and their original values (int32 index + value:
-8 bytes per such entry, measured ~0.35 byte per parameter in fp32, more in fp16/bf16, where most
-entries near zero need it). Undo recomputes ``(p + d) − d`` and patches those entries: bit-exact
-in every dtype. In fp16/bf16 the perturbation is computed in fp32 and rounded once, so the
-perturbation the model actually sees is ``fl(p + d) − p``, which can differ from d by up to half
-an ulp of p (large relative error for ε ≪ |p|·2⁻⁸ in bf16): keep ε well above that, or fp32.
+- ``gaussian`` (and ``sphere``, normalised by the caller): ``torch.randn`` from the re-seeded
+  generator (MT19937 + Box–Muller on CPU: ~4–6 ns per weight here, the cost that dominates a
+  MeZO step on a large model; numpy's ziggurat and a Box–Muller over PCG64 bits measured slower).
+- ``rademacher``: ±1 from packed random bits: one 64-bit word gives 64 signs, expanded through
+  a 256 × 8 table (~0.75 ns per weight here: ~7× cheaper than a Gaussian).
+
+:class:`NoiseStream` draws into a caller's buffer, so the hot paths allocate nothing per chunk
+(per-chunk scratch tensors interleaved with long-lived ones fragment the heap and raise the
+process's peak memory).
+
+Arithmetic: every perturbation, undo and update is :func:`shift_` (``p.add_(z, alpha=s)``).
+Exact undo (``exact=True`` in :class:`~bbopt.params.ModelParams`, not the default). In floating
+point (p + sz) − sz ≠ p for a few per cent of entries (fp32, ε = 1e-3, weights ~0.05: ~4%;
+weights near zero lose their low bits entirely), so MeZO's ±ε round trip drifts by an ulp here
+and there. :class:`Piece` records, while shifting, the entries the reverse shift would not give
+back and their original values (int32 index + value: 8 bytes per such entry, measured ~0.35 byte
+per parameter in fp32, more in fp16/bf16, where most entries near zero need it); undo patches
+them: bit-exact in every dtype. In fp16/bf16 the shift is computed in fp32 and rounded once, so
+the perturbation the model actually sees is ``fl(p + sz) − p``, which can differ from sz by up to
+half an ulp of p (large relative error for ε ≪ |p|·2⁻⁸ in bf16): keep ε well above that, or fp32.
 """
 
 from __future__ import annotations
@@ -43,18 +55,53 @@ class NoiseStream:
     def __init__(self, device: Any):
         self.device = torch.device(device)
         self.gen = torch.Generator(device=self.device)
+        #: ±1 for each of the 256 byte values, bit i of the byte -> column i
+        self._signs = torch.tensor([[1.0 if (v >> i) & 1 else -1.0 for i in range(8)] for v in range(256)],
+                                   device=self.device)
+        self._words = torch.empty(0, dtype=torch.int64, device=self.device)
+        self._index = torch.empty(0, dtype=torch.int32, device=self.device)
 
-    def draw(self, seed: int, tensor: int, chunk: int, n: int, kind: str) -> torch.Tensor:
-        """z: ``(n,)`` float32. ``gaussian`` and ``sphere`` (normalised later) are N(0, 1); ``rademacher`` ±1."""
+    def draw(self, seed: int, tensor: int, chunk: int, n: int, kind: str,
+             out: torch.Tensor | None = None) -> torch.Tensor:
+        """z: ``(n,)`` float32, written into ``out[:n]`` when given (no allocation).
+
+        ``gaussian`` and ``sphere`` (normalised later) are N(0, 1); ``rademacher`` ±1.
+        """
+        z = torch.empty(n, dtype=torch.float32, device=self.device) if out is None else out[:n]
         self.gen.manual_seed(mix(seed, tensor, chunk))
         if kind == "rademacher":
-            z = torch.empty(n, dtype=torch.float32, device=self.device)
-            return z.random_(0, 2, generator=self.gen).mul_(2.0).sub_(1.0)
-        return torch.randn(n, generator=self.gen, device=self.device)
+            return self._signs_into(z)
+        return torch.randn(n, generator=self.gen, device=self.device, out=z)
+
+    def _signs_into(self, z: torch.Tensor) -> torch.Tensor:
+        n = z.numel()
+        n_bytes = -(-n // 8)
+        if self._words.numel() * 8 < n_bytes:
+            self._words = torch.empty(-(-n_bytes // 8), dtype=torch.int64, device=self.device)
+            self._index = torch.empty(self._words.numel() * 8, dtype=torch.int32, device=self.device)
+        words = self._words[:-(-n_bytes // 8)]
+        words.random_(-(1 << 63), None, generator=self.gen)  # the full 64-bit range: every bit uniform
+        index = self._index[:n_bytes]
+        index.copy_(words.view(torch.uint8)[:n_bytes])
+        if n % 8 == 0:
+            torch.index_select(self._signs, 0, index, out=z.view(-1, 8))
+        else:
+            z.copy_(torch.index_select(self._signs, 0, index).view(-1)[:n])
+        return z
+
+
+def shift_(p: torch.Tensor, z: torch.Tensor, scale: float) -> None:
+    """``p ← p + scale·z`` in place: the one arithmetic of every perturbation, undo and update, so
+    a candidate, its stacked copy and the update that moves to it agree bit for bit (in fp32 for
+    low-precision ``p``, rounded once)."""
+    if p.dtype == torch.float32:
+        p.add_(z, alpha=scale)
+    else:
+        p.copy_(p.float().add_(z, alpha=scale))
 
 
 class Piece:
-    """Exact add / undo of ``d`` on one flat slice of a parameter (the repair list of that slice)."""
+    """Exact add / undo of ``scale·z`` on one flat slice of a parameter (its repair list)."""
 
     __slots__ = ("repair",)
 
@@ -62,32 +109,24 @@ class Piece:
         #: (int32 flat indices, original values) of the entries undo must patch; None when there are none
         self.repair: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def add(self, p: torch.Tensor, d: torch.Tensor, exact: bool) -> None:
-        """``p ← fl(p + d)``, remembering what ``undo`` needs to give ``p`` back bit for bit."""
-        s = _add(p, d)
-        if exact:  # compared bit for bit: −0.0 vs 0.0 and NaN payloads count as different
-            bad = (_bits(_sub(s, d)) != _bits(p)).nonzero().view(-1)
-            self.repair = (bad.to(torch.int32), p[bad].clone()) if bad.numel() else None
-        p.copy_(s)
+    def add(self, p: torch.Tensor, z: torch.Tensor, scale: float) -> None:
+        """:func:`shift_` ``p`` by ``scale·z``, remembering what ``undo`` needs to give ``p`` back bit for bit."""
+        moved = p.clone()
+        shift_(moved, z, scale)
+        back = moved.clone()
+        shift_(back, z, -scale)
+        # compared bit for bit: −0.0 vs 0.0 and NaN payloads count as different
+        bad = (_bits(back) != _bits(p)).nonzero().view(-1)
+        self.repair = (bad.to(torch.int32), p[bad].clone()) if bad.numel() else None
+        p.copy_(moved)
 
-    def undo(self, p: torch.Tensor, d: torch.Tensor) -> None:
-        """``p ← fl(p − d)`` with the recorded entries patched: the value before :meth:`add`."""
-        back = _sub(p, d)
-        self._patch(back)
-        p.copy_(back)
-        self.repair = None
-
-    def move(self, p: torch.Tensor, d_old: torch.Tensor, d_new: torch.Tensor, exact: bool) -> None:
-        """Undo ``d_old`` and add ``d_new`` in one pass (same noise chunk, two scales)."""
-        back = _sub(p, d_old)
-        self._patch(back)
-        self.add(back, d_new, exact)
-        p.copy_(back)
-
-    def _patch(self, back: torch.Tensor) -> None:
+    def undo(self, p: torch.Tensor, z: torch.Tensor, scale: float) -> None:
+        """Shift ``p`` back by ``−scale·z`` and patch the recorded entries: the value before :meth:`add`."""
+        shift_(p, z, -scale)
         if self.repair is not None:
             index, values = self.repair
-            back[index.long()] = values
+            p[index.long()] = values
+        self.repair = None
 
     @property
     def nbytes(self) -> int:
@@ -102,19 +141,6 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
     return t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
 
 
-def _add(p: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """One IEEE addition per entry (no fused multiply-add), in fp32 for low-precision ``p``."""
-    if p.dtype == torch.float32:
-        return p + d
-    return (p.float() + d).to(p.dtype)
-
-
-def _sub(p: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    if p.dtype == torch.float32:
-        return p - d
-    return (p.float() - d).to(p.dtype)
-
-
 class FlatLayout:
     """The selected tensors as one flat index space ``[0, N)``, cut into noise chunks.
 
@@ -124,6 +150,7 @@ class FlatLayout:
     """
 
     def __init__(self, numels: list[int], size: int):
+        self.size = size
         self.offsets = [0]
         for n in numels:
             self.offsets.append(self.offsets[-1] + n)
@@ -140,5 +167,4 @@ class FlatLayout:
 
     def chunks_of(self, ti: int) -> range:
         """The chunks that overlap tensor ``ti``."""
-        size = self.chunks[0][1] - self.chunks[0][0]
-        return range(self.offsets[ti] // size, (self.offsets[ti + 1] - 1) // size + 1)
+        return range(self.offsets[ti] // self.size, (self.offsets[ti + 1] - 1) // self.size + 1)

@@ -158,3 +158,16 @@ def _interval(low: float | None, high: float | None, low_open: bool = False, hig
     left = "(" if low_open or low is None else "["
     right = ")" if high_open or high is None else "]"
     return f"{left}{'-∞' if low is None else low}, {'∞' if high is None else high}{right}"
+
+
+def point_in_box(value: Any, name: str, owner: str, space: Any) -> np.ndarray:
+    """``value`` as a ``(space.dim,)`` float array of finite numbers inside the Box ``space``
+    (e.g. a start point ``x0``)."""
+    try:
+        x = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        x = None
+    if x is None or x.shape != (space.dim,) or not np.isfinite(x).all() or not space.contains(x).all():
+        raise OptionError(name, f"{_prefix(owner)}{name} must be {space.dim} finite numbers inside the box, "
+                                f"got {value!r}")
+    return x

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from _rducb_runs import METHODS, header, run_grid, summary_rows
+from _rducb_runs import DEFAULT_METHODS, METHODS, header, r4_verdict, run_grid, summary_rows
 
 from _report import append, pin_threads, table
 
@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(METHODS))
     args = parser.parse_args()
     threads = pin_threads(1)
     checkpoints = (100, args.budget)
@@ -29,7 +29,8 @@ def main() -> None:
     runs = run_grid(spec, args.methods, args.seeds, args.budget, checkpoints, args.jobs)
     body = table(header(checkpoints), summary_rows(runs, args.methods, args.budget, checkpoints))
     rducb = [r["regret"][args.budget] for r in runs if r["method"] == "RDUCB"]
-    others = {m: [r["regret"][args.budget] for r in runs if r["method"] == m] for m in args.methods if m != "RDUCB"}
+    others = {m: [r["regret"][args.budget] for r in runs if r["method"] == m]
+              for m in args.methods if not m.startswith("RDUCB")}
     verdict = ""
     if rducb:
         mean = sum(rducb) / len(rducb)
@@ -39,7 +40,8 @@ def main() -> None:
                    f"{'met' if worst_ratio <= 0.5 else 'not met'}).")
     notes = (f"Seeds {args.seeds}; torch/BLAS threads pinned to {threads} (the GP strategies also cap BLAS "
              f"at 1 thread while proposing); --jobs {args.jobs}. Regret = best f − f* (f* = −39.166·20). "
-             f"nevergrad NGOpt picks its own inner optimizer for this budget and dimension. {verdict}")
+             f"nevergrad NGOpt picks its own inner optimizer for this budget and dimension. {verdict} "
+             f"{r4_verdict(runs, args.budget, additive=True)}")
     append("R1 — RDUCB on Styblinski–Tang 20-D, 200 evaluations", body, notes)
 
 

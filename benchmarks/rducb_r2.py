@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _rducb_runs import METHODS, header, run_grid, summary_rows
+from _rducb_runs import DEFAULT_METHODS, METHODS, header, r4_verdict, run_grid, summary_rows
 
 from bbopt.problems import get
 
@@ -47,10 +47,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--turbo-candidates", type=int, default=2000,
-                        help="TuRBO's Thompson-sampling candidates (default min(100·D, 5000); exact joint "
-                             "sampling over 5000 costs ~2.5 CPU s per step here); 0 keeps the default")
+    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(METHODS))
+    parser.add_argument("--turbo-candidates", type=int, default=0,
+                        help="TuRBO's Thompson-sampling candidates; 0 keeps the default min(100·D, 5000)")
     args = parser.parse_args()
     overrides = {"TuRBO-1": {"n_candidates": args.turbo_candidates}} if args.turbo_candidates else {}
     threads = pin_threads(1)
@@ -68,6 +67,7 @@ def main() -> None:
                  f"better). Ranking by mean at the budget: {ranking}.")
         if lasso:
             notes += " " + single_penalty_reference()
+        notes += " " + r4_verdict(runs, args.budget, additive=key in ("st50", "st100"))
         append(f"R2 — {title}, {args.budget} evaluations", body, notes)
 
 

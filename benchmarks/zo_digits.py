@@ -33,9 +33,9 @@ CHECKPOINTS = (300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000)
 METHODS = {
     "mezo": ("mezo", {"eps": 1e-3}, 3e-3, 30_000, {}),
     "forward": ("forward-gradient", {}, 3e-3, 30_000, {"jvp": "forward_ad"}),
-    "ulr": ("likelihood-ratio", {"copies": 16, "sigma": 0.1}, 0.1, 30_000, {}),
-    "cge-dense": ("cge", {"mu": 5e-3}, 1.0, 300_000, {}),
-    "cge-sparse": ("cge", {"mu": 5e-3, "density": 0.1, "layer_density": "grasp", "mask_every": 10}, 1.0, 300_000, {}),
+    "ulr": ("likelihood-ratio", {"q": 8, "eps": 0.1}, 0.1, 30_000, {}),
+    "cge-dense": ("cge", {"eps": 5e-3}, 1.0, 300_000, {}),
+    "cge-sparse": ("cge", {"eps": 5e-3, "density": 0.1, "layer_density": "grasp", "mask_every": 10}, 1.0, 300_000, {}),
     "backprop": (None, {}, 1.0, 30_000, {}),
 }
 
@@ -122,7 +122,7 @@ def main() -> None:
            f"torch threads {threads}; mean ± std over seeds 1–{args.seeds} at the tuned lr ({args.grid}-point log "
            "grid over two decades per method, seed 0, validation split). FE = one forward of one 64-image mini-batch "
            "(backprop step = 3 FE). Splits 1100/247/450 (stratified). MeZO q=1 ε=1e-3; forward gradient q=1 "
-           "(forward_ad jvp); ULR 16 antithetic copies, σ=0.1, all layers; CGE μ=5e-3, dense or 10% ZO-GraSP "
+           "(forward_ad jvp); ULR q=8 antithetic pairs (16 copies), ε=0.1, all layers; CGE ε=5e-3, dense or 10% ZO-GraSP "
            "layer densities with random masks redrawn every 10 steps, batched with feature reuse. "
            "Bars: ULR ≥ 95% by 10k FE; MeZO ≥ 94% by 30k FE; sparse CGE ≥ 95% and faster in wall time than dense CGE.")
 

@@ -1,18 +1,25 @@
-"""Z2: wall time of one MeZO step ÷ one forward;  Z3: K perturbations batched vs sequential.
+"""Z2: one MeZO step ÷ one forward, and ÷ a plain MeZO loop;  Z3: K perturbations batched vs sequential.
 
-Z2 — one MeZO step (ask, two in-place perturbed forwards with exact undo, tell: 4 noise passes
-over P) against one ``no_grad`` forward of the same batch, timed alternately in the same loop
-(the machine is shared: alternation keeps the two under the same load); the ratio of medians
-per seed, then mean ± std over seeds. Also the time of the 4 noise passes alone.
-Models: the 8×2048 MLP (batch 64, 1024) and MiniLM on real tweets (batch 16, 32; all weights
-and the bias subset).
+Z2 — on the same model and batch, timed alternately in one loop (the machine is shared: the
+alternation, in a rotating order, keeps all three under the same load): one ``no_grad`` forward,
+one bbopt ``mezo`` step at its defaults (ask, two perturbed forwards in place, tell: three noise
+passes over θ), and one step of the plain MeZO loop written outside bbopt
+(:mod:`benchmarks._plain_mezo`: global RNG re-seeded per pass, z drawn per tensor, four passes).
+Per seed the ratio of medians, then mean ± std over seeds; wall and CPU time (``process_time``).
+Also the three noise passes alone (generation and shift, no forward) ÷ forward.
+Models: MiniLM on real tweets (batch 16 is Z5's; all weights, and the bias subset) and the 8×2048
+MLP (batch 64, 1024); ``direction`` gaussian (MeZO's default) and rademacher.
 
-Z3 — K = 32 perturbations of the load_digits MLP 64-64-10 and CNN (batch 64): CGE coordinates
-(+ the clean point) and MeZO directions (q = 16, two-sided), evaluated by one
-``TorchProblem.evaluate`` call in place (K sequential forwards) vs batched (vmap over stacked
-copies; CGE also with feature reuse).
+Z3 — K perturbations of the load_digits MLP 64-64-10 and CNN (batch 64) evaluated by one
+``TorchProblem.evaluate`` call in place (K sequential forwards) vs batched: MeZO q = 16 and 32
+(± pairs: K = 32, 64), FZOO-style one-sided probes (a clean point and 32 directions), and CGE
+coordinates (+ the clean point). Batched = folded into one K·B-row forward (``nn.Sequential``),
+or vmap (``--parts z3`` also times vmap for the directions, the fallback for other models).
 
-    python benchmarks/zo_speed.py [--seeds 3] [--parts z2,z3]
+``--parts chunks``: MeZO step ÷ forward for several ``chunk_size`` values and ``flatten`` (how the
+defaults were chosen).
+
+    python benchmarks/zo_speed.py [--seeds 3] [--parts z2,z3,chunks]
 """
 
 from __future__ import annotations
@@ -28,22 +35,39 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bbopt import make_optimizer  # noqa: E402
+from bbopt.params import ModelParams  # noqa: E402
 from bbopt.perturbations import Clean, Coordinate, Direction  # noqa: E402
 from bbopt.problems import get  # noqa: E402
+from benchmarks._plain_mezo import plain_mezo_step  # noqa: E402
 from benchmarks._report import append, pin_threads, table  # noqa: E402
 from benchmarks.zo_memory import build  # noqa: E402
 
 
-def timed(fn) -> float:
-    t0 = time.perf_counter()
+def timed(fn) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call."""
+    w, c = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - t0
+    return time.perf_counter() - w, time.process_time() - c
 
 
-def mezo_ratio(problem, reps: int) -> tuple[float, float]:
-    """(median step ÷ median forward, median noise-only ÷ median forward) over ``reps`` alternations."""
-    opt = make_optimizer("mezo", problem.space, seed=0, lr=1e-7)
+def interleaved(fns: dict, reps: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) per function over ``reps`` rounds, the order rotated every round."""
+    for fn in fns.values():
+        fn()  # warm-up
+    names = list(fns)
+    times: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    for r in range(reps):
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            times[n].append(timed(fns[n]))
+    return {n: (statistics.median(t[0] for t in v), statistics.median(t[1] for t in v)) for n, v in times.items()}
+
+
+def mezo_fns(problem, seed: int, **options) -> dict:
+    """forward / bbopt step / plain step / noise-only closures on ``problem``'s model and batch 0."""
+    opt = make_optimizer("mezo", problem.space, seed=seed, lr=1e-7, **options)
     data = problem.batch(0)
+    space = problem.space
+    direction = options.get("direction", "gaussian")
 
     def forward():
         with torch.no_grad():
@@ -53,107 +77,136 @@ def mezo_ratio(problem, reps: int) -> tuple[float, float]:
         batch = opt.ask()
         opt.tell(batch, problem.evaluate(batch))
 
-    def noise():  # the 4 regenerations of z a step makes, without the forwards
-        space = problem.space
-        for _ in range(4):
-            for c in range(space.n_chunks):
-                space.delta(7, "gaussian", c, 1e-3)
+    def plain():
+        plain_mezo_step(problem.model, space.tensors, problem.loss, data, 1e-7, 1e-3, seed)
 
-    forward(), step()
-    f, s, n = [], [], []
-    for _ in range(reps):
-        f.append(timed(forward))
-        s.append(timed(step))
-        n.append(timed(noise))
-    med = statistics.median(f)
-    return statistics.median(s) / med, statistics.median(n) / med
+    def noise():  # the three passes of a step without its forwards
+        space.perturb(Direction(0, 7, 1e-3, direction))
+        space.move_to(Direction(0, 7, -1e-3, direction))
+        space.restore(defer=True)
+        space.add_([(7, -1e-10, direction)])
+
+    return {"forward": forward, "step": step, "plain": plain, "noise": noise}
 
 
-def z2(seeds: int, exact: bool = True) -> str:
+def z2(seeds: int, reps: int) -> str:
     rows = []
-    for model, batch, subset, reps in [("mlp", 64, None, 15), ("mlp", 1024, None, 7), ("minilm", 16, "all", 5),
-                                       ("minilm", 32, "all", 5), ("minilm", 16, "bias", 5)]:
-        ratios, noise = [], []
+    for model, batch, subset, direction in [("minilm", 16, "all", "gaussian"), ("minilm", 16, "all", "rademacher"),
+                                            ("minilm", 32, "all", "gaussian"), ("minilm", 16, "bias", "gaussian"),
+                                            ("mlp", 64, None, "gaussian"), ("mlp", 1024, None, "gaussian"),
+                                            ("mlp", 1024, None, "rademacher")]:
+        ratio: dict[str, list[float]] = {k: [] for k in ("step/fwd", "step/plain", "noise/fwd", "cpu step/fwd",
+                                                          "cpu step/plain")}
         for seed in range(seeds):
-            problem = build(model, batch, seed, exact=exact)
-            if subset == "bias":
-                from bbopt.problems.text_data import minilm_tweets
-
-                problem = minilm_tweets(seed=seed, shots=batch // 2, batch_size=batch, n_test=2, subset="bias",
-                                        exact=exact)
-            r, nz = mezo_ratio(problem, reps)
-            ratios.append(r)
-            noise.append(nz)
+            options = {} if subset is None else {"subset": subset}
+            problem = build(model, batch, seed, **options)
+            med = interleaved(mezo_fns(problem, seed, direction=direction), reps)
+            ratio["step/fwd"].append(med["step"][0] / med["forward"][0])
+            ratio["step/plain"].append(med["step"][0] / med["plain"][0])
+            ratio["noise/fwd"].append(med["noise"][0] / med["forward"][0])
+            ratio["cpu step/fwd"].append(med["step"][1] / med["forward"][1])
+            ratio["cpu step/plain"].append(med["step"][1] / med["plain"][1])
         label = f"{model} ({subset})" if subset else model
-        rows.append([label, batch, f"{problem.space.n_params / 1e6:.2f}M", f"{np.mean(ratios):.2f} ± {np.std(ratios):.2f}",
-                     f"{np.mean(noise):.2f}"])
+        rows.append([label, batch, f"{problem.space.n_params / 1e6:.2f}M", direction,
+                     *(f"{np.mean(v):.2f} ± {np.std(v):.2f}" for v in ratio.values())])
         print(rows[-1], flush=True)
-    return table(["model", "batch", "perturbed params", "MeZO step ÷ forward", "4 noise passes ÷ forward"], rows)
+    return table(["model", "batch", "perturbed params", "direction", "MeZO step ÷ forward (wall)",
+                  "step ÷ plain MeZO (wall)", "3 noise passes ÷ forward", "step ÷ forward (CPU)",
+                  "step ÷ plain (CPU)"], rows)
 
 
-def z3_specs(problem, kind: str, k: int, seed: int) -> list:
+def chunks(seeds: int, reps: int) -> str:
+    rows = []
+    for model, batch in [("minilm", 16), ("mlp", 1024)]:
+        for chunk, flatten in [(1 << 16, False), (1 << 18, False), (1 << 20, False), (1 << 18, True)]:
+            values = []
+            for seed in range(seeds):
+                problem = build(model, batch, seed, chunk_size=chunk)
+                if flatten:
+                    problem.space = ModelParams(problem.model, problem.space.names, chunk_size=chunk, flatten=True)
+                fns = mezo_fns(problem, seed)
+                med = interleaved({"forward": fns["forward"], "step": fns["step"]}, reps)
+                values.append(med["step"][0] / med["forward"][0])
+            rows.append([model, batch, chunk, flatten, f"{np.mean(values):.2f} ± {np.std(values):.2f}"])
+            print(rows[-1], flush=True)
+    return table(["model", "batch", "chunk_size", "flatten", "MeZO step ÷ forward (wall)"], rows)
+
+
+def z3_specs(problem, kind: str, seed: int) -> list:
     rng = np.random.default_rng(seed)
     if kind == "cge":
         sizes = [t.numel() for t in problem.space.tensors]
-        picks = rng.choice(sum(sizes), k, replace=False)
+        picks = rng.choice(sum(sizes), 32, replace=False)
         offsets = np.cumsum([0] + sizes)
         coords = []
         for flat in picks:
             ti = int(np.searchsorted(offsets, flat, side="right") - 1)
             coords.append(Coordinate(0, ti, int(flat - offsets[ti]), 5e-3))
         return [Clean(0)] + coords
-    seeds = rng.integers(0, 1 << 62, k // 2)
-    return [Direction(0, int(s), sign * 1e-3) for s in seeds for sign in (1, -1)]
+    if kind == "fzoo-32":  # a clean point and 32 one-sided probes
+        return [Clean(0)] + [Direction(0, int(s), 1e-3, "rademacher") for s in rng.integers(0, 1 << 62, 32)]
+    q = int(kind.split("q")[1])
+    return [Direction(0, int(s), sign * 1e-3) for s in rng.integers(0, 1 << 62, q) for sign in (1, -1)]
 
 
-def z3(seeds: int, k: int = 32) -> str:
+def z3(seeds: int, reps: int) -> str:
     rows = []
     for name in ("zo-digits-mlp", "zo-digits-cnn"):
-        for kind in ("cge", "mezo-q16"):
-            modes = [("inplace", True), ("batched", False)] + ([("batched", True)] if kind == "cge" else [])
-            times: dict[str, list[float]] = {}
+        for kind in ("mezo-q16", "mezo-q32", "fzoo-32", "cge"):
+            times: dict[str, list[tuple[float, float]]] = {}
             for seed in range(seeds):
-                specs = z3_specs(get(name, seed=seed), kind, k, seed)
-                problems = {f"{m}{'+reuse' if r and m == 'batched' else ''}": get(name, seed=seed, mode=m,
-                                                                                  feature_reuse=r)
-                            for m, r in modes}
-                for p in problems.values():
-                    p.evaluate(specs)  # warm-up
-                per = {label: [] for label in problems}
-                for _ in range(7):
-                    for label, p in problems.items():
-                        per[label].append(timed(lambda p=p, s=specs: p.evaluate(s)))
-                for label, values in per.items():
-                    times.setdefault(label, []).append(statistics.median(values))
-            seq = np.array(times["inplace"])
+                specs = z3_specs(get(name, seed=seed), kind, seed)
+                problems = {"in place": get(name, seed=seed, mode="inplace")}
+                if kind == "cge":
+                    problems["batched (vmap)"] = get(name, seed=seed, mode="batched", feature_reuse=False)
+                    problems["batched + feature reuse"] = get(name, seed=seed, mode="batched")
+                else:
+                    problems["batched (folded)"] = get(name, seed=seed, mode="batched")
+                    problems["batched (vmap)"] = vmapped = get(name, seed=seed, mode="batched")
+                    vmapped._folded = None  # the path a model other than an nn.Sequential takes
+                fns = {label: (lambda p=p, s=specs: p.evaluate(s)) for label, p in problems.items()}
+                for label, median in interleaved(fns, reps).items():
+                    times.setdefault(label, []).append(median)
+            seq = np.array(times["in place"])
             for label, values in times.items():
                 v = np.array(values)
-                rows.append([name, kind, len(specs), label, f"{1e3 * v.mean():.1f} ± {1e3 * v.std():.1f}",
-                             f"{np.mean(seq / v):.2f} ± {np.std(seq / v):.2f}"])
+                wall, cpu = seq[:, 0] / v[:, 0], seq[:, 1] / v[:, 1]
+                rows.append([name, kind, len(specs), label, f"{1e3 * v[:, 1].mean():.1f} ± {1e3 * v[:, 1].std():.1f}",
+                             f"{cpu.mean():.2f} ± {cpu.std():.2f}", f"{wall.mean():.2f} ± {wall.std():.2f}"])
                 print(rows[-1], flush=True)
-    return table(["problem", "perturbations", "forwards", "evaluation", "ms per step", "speed-up vs in place"], rows)
+    return table(["problem", "perturbations", "forwards", "evaluation", "CPU ms per step", "speed-up vs in place (CPU)",
+                  "speed-up (wall)"], rows)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--parts", default="z2,z3")
-    ap.add_argument("--arith", action="store_true", help="Z2 with exact=False (MeZO's plain ±ε round trip)")
     args = ap.parse_args()
     threads = pin_threads(1)
     parts = args.parts.split(",")
     if "z2" in parts:
-        body = z2(args.seeds, exact=not args.arith)
-        mode = "exact=False: the ±ε round trip in plain arithmetic" if args.arith else "exact undo (repair lists)"
-        append(f"Z2 — MeZO step time ÷ forward time ({'exact=False' if args.arith else 'exact undo'})", body,
-               f"torch threads {threads}; medians of alternated timings per seed, mean ± std over {args.seeds} seeds. "
-               f"A step = 2 perturbed forwards + 4 regenerations of z over P (apply, move to −ε, undo, update); "
-               f"{mode}. Bar: ≤ 2.3 (limit 2.0).")
+        body = z2(args.seeds, args.reps)
+        append("Z2 — MeZO step time ÷ forward time, and ÷ a plain MeZO loop", body,
+               f"torch threads {threads}; forward, bbopt step and plain step timed alternately ({args.reps} rounds, "
+               f"rotating order) per seed; ratio of medians, mean ± std over {args.seeds} seeds. bbopt mezo at its "
+               "defaults (ε 1e-3, chunk 2¹⁸, the ±ε round trip in MeZO's arithmetic, the restore folded into the "
+               "update: 3 noise passes); plain: benchmarks/_plain_mezo.py (4 passes, torch.manual_seed, z per "
+               "tensor). Bars (MiniLM, batch 16, default gaussian): step ≤ 2.3× forward (limit 2.0), ≤ 1.0× plain.")
+    if "chunks" in parts:
+        body = chunks(args.seeds, args.reps)
+        append("Z2 — MeZO step ÷ forward by chunk_size and flatten", body,
+               f"torch threads {threads}; gaussian directions; interleaved as Z2, {args.reps} rounds, "
+               f"{args.seeds} seeds. How the defaults (chunk_size, flatten) were chosen.")
     if "z3" in parts:
-        body = z3(args.seeds)
-        append("Z3 — K perturbations: one batched forward vs K sequential forwards", body,
-               f"torch threads {threads}; load_digits batch 64; medians of 7 alternated calls per seed, mean ± std "
-               f"over {args.seeds} seeds (seed = init + which coordinates / directions). Bar: ≥ 3× at K = 32.")
+        body = z3(args.seeds, args.reps)
+        append("Z3 — K perturbations: one batched evaluation vs K sequential forwards", body,
+               f"torch threads {threads}; load_digits batch 64; CPU- and wall-time medians of {args.reps} alternated calls "
+               f"per seed, mean ± std over {args.seeds} seeds (seed = init + which directions / coordinates). "
+               "Folded: the nn.Sequential runs the K copies as one forward of K·B rows (bbopt/problems/"
+               "torch_folded.py); vmap: torch.func.vmap over functional_call (the path for other models). "
+               "Bar: ≥ 3× at K = 32 for MeZO q > 1 and FZOO.")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from bbopt.merge.fitness import Task
+from bbopt.problems.digits import digits_splits
 from bbopt.seeding import as_seed_sequence, child_seed, int_seed, torch_generator
 
 #: bump when a builder's training changes, so stale caches are not reused
@@ -126,16 +127,8 @@ def digits_workload(seed: int = 0, cache_dir: str | os.PathLike | None = None, h
 
 def _digits_splits(random_state: int) -> tuple:
     """Standardised, shuffled, stratified 60/20/20 splits as float32 / int64 tensors."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    xtr, xrest, ytr, yrest = train_test_split(x, y, test_size=0.4, stratify=y, random_state=random_state % 2**32)
-    xva, xte, yva, yte = train_test_split(xrest, yrest, test_size=0.5, stratify=yrest,
-                                          random_state=(random_state + 1) % 2**32)
-    mean, std = xtr.mean(0), xtr.std(0) + 1e-3
-    as_t = lambda a, b: (torch.tensor((a - mean) / std, dtype=torch.float32), torch.tensor(b))  # noqa: E731
-    return as_t(xtr, ytr), as_t(xva, yva), as_t(xte, yte)
+    return digits_splits(random_state % 2**32, train=0.6, val=0.5, val_seed=(random_state + 1) % 2**32,
+                         scaling="standard")
 
 
 def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, gen: torch.Generator,

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from bbopt.options import OptionError, one_of, positive, unused
-from bbopt.params import Selector
+from bbopt.params import DEFAULT_CHUNK, Selector
 from bbopt.problems.torch_data import ShuffledBatches
 from bbopt.problems.torch_train import TorchProblem
 from bbopt.problems.verbalizers import label_token_ids, lm_head
@@ -157,7 +157,7 @@ def eval_batches(tensors: Sequence[torch.Tensor], extras: dict, size: int = 64) 
 def minilm_tweets(seed: int = 0, shots: int = 32, batch_size: int = 16, n_test: int = 500, test_seed: int = 0,
                   subset: str = "all", select: Selector = None, anchors: Sequence[str] = ANCHORS,
                   temperature: float = 0.05, max_length: int = 64, device: str = "cpu", mode: str = "inplace",
-                  exact: bool = True, chunk_size: int = 1 << 18) -> TorchProblem:
+                  exact: bool = False, chunk_size: int = DEFAULT_CHUNK) -> TorchProblem:
     """MiniLM few-shot tweet sentiment (negative vs positive) as a :class:`TorchProblem`."""
     if len(anchors) != 2:
         raise OptionError("anchors", f"anchors: one sentence per class (negative, positive), got {len(anchors)}")
@@ -174,8 +174,8 @@ def text_classification(model: str = "minilm", task: str | dict = "tweets", seed
                         verbalizer: str = "cosine", anchors: Sequence[str] | None = None,
                         temperature: float | None = None, label_words: Sequence[str] | None = None,
                         template: str | None = None, subset: str = "all", select: Selector = None,
-                        max_length: int = 64, device: str = "cpu", mode: str = "inplace", exact: bool = True,
-                        chunk_size: int = 1 << 18) -> TorchProblem:
+                        max_length: int = 64, device: str = "cpu", mode: str = "inplace", exact: bool = False,
+                        chunk_size: int = DEFAULT_CHUNK) -> TorchProblem:
     """A local model folder fine-tuned on a text task (``zo-text-classification``).
 
     ``task``: ``"tweets"`` or a ``task:`` mapping of files (:mod:`bbopt.problems.text_tasks`;

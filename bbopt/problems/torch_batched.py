@@ -1,7 +1,8 @@
-"""Batched evaluation of K weight perturbations: one vmapped forward instead of K forwards.
+"""Batched evaluation of K weight perturbations: one batched forward instead of K forwards.
 
-The K perturbed copies of the selected tensors are stacked (``ModelParams.stacked``: K·P
-memory, so this is for small models) and ``torch.func.vmap`` runs the user's loss over them
+The K perturbed copies of the selected tensors are stacked (:func:`~bbopt.params.stacked_copies`:
+K·P memory, so this is for small models); an ``nn.Sequential`` runs them folded into one forward
+of K·B rows (:mod:`.torch_folded`), anything else through ``torch.func.vmap`` of the user's loss
 through :class:`FunctionalModel` (``torch.func.functional_call``). For an ``nn.Sequential``
 model, coordinate perturbations also get DeepZero's *feature reuse*: the clean forward records
 each child's input, and a copy that perturbs child m restarts there, vmapped over the stacked
@@ -16,9 +17,10 @@ from typing import Any
 import torch
 from torch.func import functional_call, vmap
 
-from bbopt.params import ModelParams
+from bbopt.params import ModelParams, stacked_copies
 from bbopt.perturbations import Clean, Coordinate, Spec
 from bbopt.problems.torch_data import repeat_batch
+from bbopt.problems.torch_folded import FoldedSequential, ModelStandIn, Unfoldable
 
 
 class FunctionalModel:
@@ -98,7 +100,7 @@ class SequentialReuse:
             self._acts.append(h)
             return h
 
-        value = reduce_loss(loss(_CallableModel(self.model, run), data))
+        value = reduce_loss(loss(ModelStandIn(self.model, run), data))
         self._key = key if len(self._acts) == len(self.children) + 1 else None
         return value
 
@@ -113,7 +115,7 @@ class SequentialReuse:
         else:
             prefix = self.children[m][0] + "."
             tensors = [t for t, o in enumerate(self.owner) if o == m]
-            stacked = {k[len(prefix):]: v for k, v in self.space.stacked(specs, tensors).items()}
+            stacked = {k[len(prefix):]: v for k, v in stacked_copies(self.space, specs, tensors).items()}
             outputs = vmap(lambda p: functional_call(child, p, (self._acts[m],)))(stacked)
 
         folded = self._folded_losses(m, outputs, loss, data)
@@ -146,7 +148,7 @@ class SequentialReuse:
             for _, later in self.children[m + 1:]:
                 out = later(out)
             return out
-        return _CallableModel(self.model, run)
+        return ModelStandIn(self.model, run)
 
     def _rank_one(self, m: int, specs: Sequence[Coordinate]) -> torch.Tensor:
         """``(K, *out)``: the clean output of Linear child ``m`` plus each coordinate's rank-one change."""
@@ -165,23 +167,10 @@ class SequentialReuse:
         return out
 
 
-class _CallableModel:
-    """A model stand-in whose call is ``run``; attribute access reaches the real module."""
-
-    def __init__(self, module: torch.nn.Module, run: Callable):
-        object.__setattr__(self, "_module", module)
-        object.__setattr__(self, "_run", run)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._run(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._module, name)
-
-
 def batched_values(space: ModelParams, loss: Callable, data: Any, specs: Sequence[Spec], max_copies: int,
-                   reuse: SequentialReuse | None, key: Any) -> list[float]:
-    """Losses of ``specs`` (clean, directions, coordinates) on ``data`` with vmapped forwards."""
+                   reuse: SequentialReuse | None, key: Any, folded: FoldedSequential | None = None) -> list[float]:
+    """Losses of ``specs`` (clean, directions, coordinates) on ``data`` with batched forwards: folded
+    into one K·B-row forward when ``folded`` can (it is disabled after its first refusal), else vmapped."""
     out: dict[int, float] = {}
     groups: dict[Any, list[int]] = {}
     for k, spec in enumerate(specs):
@@ -195,7 +184,15 @@ def batched_values(space: ModelParams, loss: Callable, data: Any, specs: Sequenc
         chunks = [idx[start:start + max_copies] for start in range(0, len(idx), max_copies)]
         if owner is None:
             for chunk in chunks:
-                values = vmap_losses(space.module, loss, data, space.stacked([specs[k] for k in chunk]))
+                stacked = stacked_copies(space, [specs[k] for k in chunk])
+                values = None
+                if folded is not None and folded.enabled:
+                    try:
+                        values = folded.losses(stacked, loss, data)
+                    except Unfoldable:
+                        folded.enabled = False
+                if values is None:
+                    values = vmap_losses(space.module, loss, data, stacked)
                 out.update(zip(chunk, values.tolist()))
             continue
         assert reuse is not None, "only feature reuse gives a candidate an owner"

@@ -7,8 +7,8 @@ Tangent (forward gradient, Baydin et al. 2022): one ``torch.func.jvp`` of the lo
 
 Noisy copies (likelihood ratio, "One Forward is Enough", ICLR 2024): the batch is replicated K
 times and N(0, σ²) noise ε is added to the outputs of the chosen Linear / Conv layers through
-forward hooks. With per-example losses L_{k,i} and w = L − b (b: the leave-one-out mean over the
-copies of example i, so the estimate stays unbiased), a layer y = Wx + c gets
+forward hooks. With per-example losses L_{k,i} and w = L − b (b: a baseline independent of copy
+k's own noise, :func:`score_weights`, so the estimate stays unbiased), a layer y = Wx + c gets
     ∂W ≈ Σ_{k,i,t} w_{k,i} ε_{k,i,t} x_{k,i,t}ᵀ / σ²,   ∂c ≈ Σ w ε / σ²   (÷ K·B rows by the estimator)
 (for a convolution the product is a correlation). No chain rule: the loss may be any function
 of the outputs (accuracy, F1). The sums ride back on the first copy's ``out``.
@@ -118,12 +118,27 @@ def _noisy_group(space: ModelParams, loss: Callable, data: Any,
         raise ValueError(f"likelihood-ratio needs per-example losses: loss(model, batch) must return shape "
                          f"({copies * rows},) for {copies} copies of {rows} rows, got {shape}")
     losses = per_example.detach().float().view(copies, rows)
-    w = (losses - losses.mean(0)) * (copies / (copies - 1)) if copies > 1 and first.baseline else losses
     sums: dict[int, torch.Tensor] = {}
     for li, (_, mod, wi, bi) in chosen:
         x, eps = records[li]
-        _layer_sums(mod, x, eps, w.reshape(-1), first.sigma, wi, bi, sums)
+        _layer_sums(mod, x, eps, score_weights(losses, first).reshape(-1), first.sigma, wi, bi, sums)
     return losses.mean(1).tolist(), sums
+
+
+def score_weights(losses: torch.Tensor, spec: NoisyCopy) -> torch.Tensor:
+    """w ``(copies, B)`` multiplying each copy's noise: the loss minus a baseline independent of that
+    copy's noise, so E[w·ε] is unchanged (the estimate stays unbiased; see ``likelihood-ratio``).
+
+    Antithetic pairs (copies 2j, 2j+1 = ±ε): w = ±(L₊ − L₋)/2, the pair's own mean as baseline.
+    Independent copies with ``baseline``: w = L − mean of the example's other copies (leave-one-out).
+    """
+    if spec.antithetic:
+        half = (losses[0::2] - losses[1::2]) / 2
+        return torch.stack([half, -half], 1).reshape(losses.shape)
+    if spec.baseline and losses.shape[0] > 1:
+        copies = losses.shape[0]
+        return (losses - losses.mean(0)) * (copies / (copies - 1))
+    return losses
 
 
 def _layer_noise(gen: torch.Generator, group: list[NoisyCopy], li: int, output: torch.Tensor,

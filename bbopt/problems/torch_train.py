@@ -8,13 +8,15 @@ mini-batch (the budget unit, FE), and a candidate carries its step, so its loss 
 function of (parameters, step): the batch of step t is ``data[t % len(data)]`` (or the t-th batch
 of a cycled stream).
 
-Weight perturbations are evaluated either in place (apply, forward, exact undo: memory stays at
-inference level) or batched (K stacked copies through one vmapped forward; feature reuse for
+Weight perturbations are evaluated either in place (apply, forward, undo: memory stays at
+inference level; the last direction of a step stays applied until the estimator's update undoes
+it in its own noise pass, see :mod:`bbopt.inplace`) or batched (K stacked copies through one vmapped forward; feature reuse for
 ``nn.Sequential``). ``mode="auto"`` batches steps of ≥ 4 candidates on models of at most
 ``batch_params`` selected parameters whose loss vmaps, else goes in place. Tangents use ``torch.func.jvp`` (``jvp="func"``,
 falling back by itself where it fails) or ``torch.autograd.forward_ad`` (``jvp="forward_ad"``:
-about 2× faster per call on small CPU models here). The model runs in eval mode (dropout off) under
-``torch.no_grad``. The trained model is ``problem.model``; :meth:`save` writes it as safetensors,
+about 2× faster per call on small CPU models here). The problem puts the model in eval mode
+(dropout off) and runs it under ``torch.no_grad``; the estimators train it in place (the model
+you pass is the model trained). The trained model is ``problem.model``; :meth:`save` writes it as safetensors,
 and at the end of a CLI run :meth:`finalize` saves it with the ``metrics`` on the ``eval_sets``.
 """
 
@@ -29,11 +31,12 @@ import numpy as np
 import torch
 
 from bbopt.batch import Batch, candidates_of
-from bbopt.params import ModelParams, Selector
+from bbopt.params import DEFAULT_CHUNK, ModelParams, Selector
 from bbopt.perturbations import NoisyCopy, Spec, Tangent
 from bbopt.problem import Problem
 from bbopt.problems.torch_batched import SequentialReuse, batched_values, reduce_loss
 from bbopt.problems.torch_data import BatchCycle, n_rows, to_device
+from bbopt.problems.torch_folded import FoldedSequential
 from bbopt.problems.torch_probes import JVP, noisy_values
 
 MODES = ("auto", "inplace", "batched")
@@ -53,7 +56,7 @@ class TorchProblem(Problem):
                  select: Selector = None, exclude: Selector = None, mask: dict | None = None,
                  space: ModelParams | None = None, device: str = "cpu", mode: str = "auto",
                  batch_params: int = 1_000_000, max_copies: int | None = None, feature_reuse: bool = True,
-                 jvp: str = "func", optimum: float | None = None, chunk_size: int = 1 << 20, exact: bool = True,
+                 jvp: str = "func", optimum: float | None = None, chunk_size: int = DEFAULT_CHUNK, exact: bool = False,
                  eval_sets: dict[str, Any] | None = None, metrics: dict[str, Callable] | None = None,
                  name: str | None = None):
         if not isinstance(model, torch.nn.Module):
@@ -81,7 +84,9 @@ class TorchProblem(Problem):
         self.name = name or type(model).__name__
         self.eval_sets = dict(eval_sets or {})
         self.metrics = dict(metrics or {})
-        self._reuse = SequentialReuse(self.model, space) if feature_reuse and isinstance(self.model, torch.nn.Sequential) else None
+        sequential = self.model if isinstance(self.model, torch.nn.Sequential) else None
+        self._reuse = SequentialReuse(sequential, space) if feature_reuse and sequential is not None else None
+        self._folded = None if sequential is None else FoldedSequential(sequential)
         self._vmap_ok: bool | None = None
         self._jvp = JVP(space, loss)
         self._jvp.use_forward_ad = jvp == "forward_ad"
@@ -106,6 +111,8 @@ class TorchProblem(Problem):
             groups.setdefault((spec.step, family), []).append(k)
         for (step, family), idx in groups.items():
             part, data = [specs[k] for k in idx], self.batch(step)
+            if family != "value":
+                self.space.restore()  # jvp and noisy copies read θ itself
             if family == "tangent":
                 with torch.enable_grad():
                     out[idx] = self._jvp.values(part, data)
@@ -119,7 +126,8 @@ class TorchProblem(Problem):
         if self._use_batched(len(specs)):
             try:
                 key = (step, self.space.version)
-                return batched_values(self.space, self.loss, data, specs, self._copies(), self._reuse, key)
+                return batched_values(self.space, self.loss, data, specs, self._copies(), self._reuse, key,
+                                      self._folded)
             except Exception as err:
                 if self.mode == "batched":
                     raise
@@ -141,13 +149,14 @@ class TorchProblem(Problem):
 
     def _inplace(self, specs: list[Spec], data: Any) -> list[float]:
         values = []
+        done = False
         try:
             for spec in specs:
                 self.space.move_to(spec)
                 values.append(float(reduce_loss(self.loss(self.model, data))))
-        finally:
-            if self.space._active is not None:
-                self.space.restore()
+            done = True
+        finally:  # a step's update undoes the last direction in its own noise pass
+            self.space.restore(defer=done)
         return values
 
     # ------------------------------------------------------------ results
@@ -155,6 +164,7 @@ class TorchProblem(Problem):
     def mean_loss(self, data: Any, loss: Callable | None = None) -> float:
         """Mean of ``loss`` (default: the training loss) over every example of ``data`` (a list of batches)."""
         loss = loss or self.loss
+        self.space.restore()
         total = count = 0.0
         for raw in data:
             b = to_device(raw, self.device)
@@ -185,6 +195,7 @@ class TorchProblem(Problem):
         """Write the model (or only the selected tensors) as safetensors; returns the path."""
         from safetensors.torch import save_file
 
+        self.space.restore()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         named = zip(self.space.names, self.space.tensors) if selected_only else self.model.state_dict().items()
@@ -196,6 +207,7 @@ class TorchProblem(Problem):
         """Load weights written by :meth:`save` (whole model or selected tensors)."""
         from safetensors.torch import load_file
 
+        self.space.restore()
         state = load_file(str(path), device=str(self.device))
         missing = [k for k in state if k not in dict(self.model.named_parameters()) and k not in self.model.state_dict()]
         if missing:

@@ -1,8 +1,8 @@
 """Real workloads for the ZO estimators: train an MLP or a small CNN from scratch on load_digits.
 
 Data: ``sklearn.datasets.load_digits`` (1,797 8×8 images, ships with scikit-learn), pixels
-scaled to [0, 1], a stratified split of 1,100 train / 247 validation / 450 test images (the
-split depends only on ``split_seed``). Training batches are reshuffled every epoch from
+scaled to [0, 1], a stratified split of 1,100 train / 247 validation / 450 test images
+(:func:`~bbopt.problems.digits.digits_splits`; the split depends only on ``split_seed``). Training batches are reshuffled every epoch from
 ``seed``; weights are initialised from ``seed`` with torch's default scheme through a
 dedicated generator. Loss: per-example cross-entropy (``loss="error"``: the 0-1 error,
 non-differentiable); eval sets ``val`` / ``test`` with the metric ``accuracy``.
@@ -16,23 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from bbopt.params import Selector
+from bbopt.problems.digits import digits_splits
 from bbopt.problems.torch_data import ShuffledBatches
 from bbopt.problems.torch_train import TorchProblem
-
-SPLIT = (1100, 247, 450)
-
-
-def digits_splits(split_seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """``{"train" | "val" | "test": (X (n, 64) float32 in [0, 1], y (n,) int64)}``, stratified."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    X, y = load_digits(return_X_y=True)
-    X_train, X_rest, y_train, y_rest = train_test_split(X, y, train_size=SPLIT[0], stratify=y, random_state=split_seed)
-    X_val, X_test, y_val, y_test = train_test_split(X_rest, y_rest, train_size=SPLIT[1], stratify=y_rest,
-                                                    random_state=split_seed)
-    as_t = lambda a, b: (torch.tensor(a / 16.0, dtype=torch.float32), torch.tensor(b, dtype=torch.int64))  # noqa: E731
-    return {"train": as_t(X_train, y_train), "val": as_t(X_val, y_val), "test": as_t(X_test, y_test)}
 
 
 def cross_entropy(model: torch.nn.Module, batch: tuple) -> torch.Tensor:
@@ -90,9 +76,9 @@ def build(model: torch.nn.Module, seed: int, split_seed: int, batch_size: int, l
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
     data = digits_splits(split_seed)
-    train = ShuffledBatches(list(data["train"]), batch_size, seed=seed)
+    train = ShuffledBatches(list(data.train), batch_size, seed=seed)
     return TorchProblem(init_weights(model, seed), LOSSES[loss], train, name=name,
-                        eval_sets={"val": [data["val"]], "test": [data["test"]]},
+                        eval_sets={"val": [data.val], "test": [data.test]},
                         metrics={"accuracy": accuracy}, **options)
 
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from scipy.optimize import approx_fprime
 
-from bbopt.strategies.bo.acquisition import beta_schedule, clique_lcb, forest_potentials, lcb_and_grad, polish
+from bbopt.strategies.bo.acquisition import beta_schedule, clique_lcb, clique_potentials, lcb_and_grad, polish
 from bbopt.strategies.bo.additive_gp import AdditiveGP, standardize
 from bbopt.strategies.bo.decomposition import Decomposition
 from bbopt.strategies.bo.kernels import Hyper
-from bbopt.strategies.bo.message_passing import min_sum_forest
+from bbopt.strategies.bo.message_passing import min_sum
 
 
 @pytest.fixture()
@@ -33,10 +33,13 @@ def test_lcb_is_the_sum_of_clique_terms_and_the_gradient_is_exact(gp):
                                rtol=1e-4, atol=1e-5)
 
 
-def test_forest_tables_give_the_lcb_of_every_grid_point(gp):
+@pytest.mark.parametrize("edges", [[[1, 2], [3, 4]], [[0, 1, 2], [2, 3, 4]]], ids=["pairs", "triples"])
+def test_clique_tables_give_the_lcb_of_every_grid_point(gp, edges):
+    """Tables over a forest of pairs and over two 3-variable cliques sharing a variable: the
+    message-passing minimum is the LCB's minimum over all 4^5 grid points."""
+    gp = AdditiveGP(gp.X, gp.y, Decomposition.from_edges(5, np.array(edges)), gp.hyper)
     states = [np.linspace(0, 1, 4) for _ in range(5)]
-    unary, pairwise = forest_potentials(gp, 0.7)(states)
-    choice, value = min_sum_forest(unary, gp.decomposition.edges, pairwise)
+    choice, value = min_sum(gp.cliques, clique_potentials(gp, 0.7)(states), 5)
     x = np.array([states[i][c] for i, c in enumerate(choice)])
     assert value == pytest.approx(lcb_and_grad(gp, x, 0.7)[0])
     grid = np.stack(np.meshgrid(*states, indexing="ij"), -1).reshape(-1, 5)  # 4^5 points
@@ -48,9 +51,3 @@ def test_polish_never_makes_the_acquisition_worse(gp):
     x, value = polish(gp, x0, 0.7)
     assert value <= lcb_and_grad(gp, x0, 0.7)[0] and np.all((x >= 0) & (x <= 1))
     assert np.array_equal(polish(gp, x0, 0.7, max_iter=0)[0], x0)  # no polish: the start comes back
-
-
-def test_cliques_larger_than_two_are_refused(gp):
-    wide = AdditiveGP(gp.X, gp.y, Decomposition.full(5), gp.hyper)
-    with pytest.raises(ValueError, match="at most two"):
-        forest_potentials(wide, 1.0)

@@ -1,4 +1,4 @@
-"""Random forest decompositions: acyclic, the requested edge count, seeded, full coverage."""
+"""Random forest decompositions: acyclic, the requested edge count, seeded, full coverage; hyperforests."""
 
 import numpy as np
 import pytest
@@ -48,6 +48,7 @@ def test_default_edge_count():
     assert default_n_edges(3) == 1  # max(1, ⌊0.6⌋)
     assert default_n_edges(1) == 0  # a single variable has no pair
     assert default_n_edges(10, fraction=0.5) == 5
+    assert default_n_edges(100, clique_size=3) == 20 and default_n_edges(9, 0.9, clique_size=3) == 4
 
 
 def test_cliques_cover_every_variable_once_per_role():
@@ -60,7 +61,23 @@ def test_cliques_cover_every_variable_once_per_role():
     assert Decomposition.full(4).cliques == ((0, 1, 2, 3),)
 
 
-@pytest.mark.parametrize("dim,n_edges", [(0, 0), (5, 5), (5, -1), (4.0, 1)])
-def test_bad_input_names_the_field(dim, n_edges):
-    with pytest.raises(ValueError, match="dim|n_edges"):
-        random_forest(dim, n_edges, np.random.default_rng(0))
+@pytest.mark.parametrize("dim,n_edges,k", [(0, 0, 2), (5, 5, 2), (5, -1, 2), (4.0, 1, 2), (5, 3, 3), (5, 1, 1)])
+def test_bad_input_names_the_field(dim, n_edges, k):
+    with pytest.raises(ValueError, match="dim|n_edges|clique_size"):
+        random_forest(dim, n_edges, np.random.default_rng(0), k)
+
+
+@pytest.mark.parametrize("dim,n_edges,k", [(3, 1, 3), (10, 3, 3), (25, 6, 4), (13, 6, 3)])
+def test_hyperforest_edges_join_distinct_components(dim, n_edges, k):
+    """Edges of k variables: each merges k components (so cliques share at most one variable
+    and never close a cycle); the count and the component count follow."""
+    rng = np.random.default_rng(dim)
+    for _ in range(20):
+        edges = random_forest(dim, n_edges, rng, clique_size=k)
+        assert edges.shape == (n_edges, k) and (np.diff(edges, axis=1) > 0).all()
+        star = np.column_stack([np.repeat(edges[:, 0], k - 1), edges[:, 1:].reshape(-1)])  # spanning pairs
+        assert n_components(dim, star) == dim - n_edges * (k - 1)
+        shared = [len(set(a) & set(b)) for i, a in enumerate(edges.tolist()) for b in edges.tolist()[i + 1:]]
+        assert max(shared, default=0) <= 1
+    dec = Decomposition.random(dim, n_edges, rng, clique_size=k)
+    assert sorted({v for c in dec.cliques for v in c}) == list(range(dim))

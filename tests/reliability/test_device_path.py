@@ -19,7 +19,7 @@ ESTIMATORS = {
     "mezo": {"lr": 1e-3, "q": 2},
     "cge": {"lr": 1.0, "density": 0.02},
     "forward-gradient": {"lr": 1e-3},
-    "likelihood-ratio": {"lr": 0.1, "copies": 4},
+    "likelihood-ratio": {"lr": 0.1, "q": 2},
 }
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from bbopt import make_optimizer, minimize
+from bbopt.options import OptionError
 from bbopt.testing import OptimizerConformance
 
 from .test_mezo import cosine, estimates
@@ -14,7 +15,7 @@ from .toys import autograd_grad, flat, regression, tiny_mlp
 def test_dense_estimate_is_the_gradient():
     p = tiny_mlp(single_batch=True)
     g = autograd_grad(p)
-    est = estimates(p, "cge", 1, lr=0.1, mu=1e-3)[0]
+    est = estimates(p, "cge", 1, lr=0.1, eps=1e-3)[0]
     assert cosine(est, g) > 0.995
     assert float(est.norm() / g.norm()) == pytest.approx(1.0, abs=0.02)
 
@@ -67,7 +68,7 @@ def test_zo_grasp_sets_layer_densities_and_restores_theta():
 
 def test_every_step_moves_downhill():
     p = tiny_mlp(single_batch=True)
-    opt = make_optimizer("cge", p.space, seed=0, lr=0.01, density=0.3, mu=1e-3)
+    opt = make_optimizer("cge", p.space, seed=0, lr=0.01, density=0.3, eps=1e-3)
     for _ in range(3):
         before, g = flat(p.space), autograd_grad(p)
         batch = opt.ask()
@@ -86,11 +87,17 @@ def test_loss_decreases(options):
 
 def test_options_are_checked():
     space = regression().space
-    with pytest.raises(ValueError, match="density"):
+    with pytest.raises(OptionError, match="cge: density must be a number in \\(0"):
         make_optimizer("cge", space, density=0)
-    with pytest.raises(ValueError, match="layer_density"):
-        make_optimizer("cge", space, layer_density="snip")
-    with pytest.raises(ValueError, match="dense"):
+    with pytest.raises(OptionError, match="cge: layer_density must be one of"):
+        make_optimizer("cge", space, density=0.5, layer_density="snip")
+    with pytest.raises(OptionError, match="cge: layer_density is not used with density=1"):
+        make_optimizer("cge", space, layer_density="grasp")
+    with pytest.raises(OptionError, match="cge: grasp_q is not used with layer_density='uniform'"):
+        make_optimizer("cge", space, density=0.5, grasp_q=8)
+    with pytest.raises(OptionError, match="now called 'eps'"):
+        make_optimizer("cge", space, mu=1e-3)
+    with pytest.raises(OptionError, match="dense"):
         make_optimizer("cge", space, rule="momentum")
 
 

@@ -17,13 +17,21 @@ def specs_for(step=0):
             Coordinate(step, 2, 3, -0.2), Direction(step, 12, 3e-2, "rademacher")]
 
 
-def test_in_place_and_batched_agree_and_leave_the_model_untouched():
-    a, b = tiny_mlp(mode="inplace"), tiny_mlp(mode="batched")
+def test_in_place_and_batched_agree_and_give_the_model_back():
+    a, b = tiny_mlp(mode="inplace", exact=True), tiny_mlp(mode="batched")
     before = flat(a.space)
     la, lb = a.evaluate(specs_for()), b.evaluate(specs_for())
     np.testing.assert_allclose(la, lb, rtol=1e-5)
+    # the last direction stays applied: the step's update undoes it in its own noise pass
+    assert a.space.applied == specs_for()[-1]
+    a.space.restore()
+    assert a.space.applied is None
     assert torch.equal(before, flat(a.space)) and torch.equal(before, flat(b.space))
     assert np.array_equal(la, a.evaluate(specs_for()))  # a pure function of (parameters, spec)
+    default = tiny_mlp(mode="inplace")  # MeZO's arithmetic round trip: back to within rounding
+    default.evaluate(specs_for())
+    default.space.restore()
+    torch.testing.assert_close(flat(default.space), before, rtol=1e-6, atol=1e-7)
 
 
 def test_feature_reuse_matches_full_forward():

@@ -11,7 +11,6 @@ from bbopt import minimize
 from bbopt.problems import get
 from bbopt.problems.text_data import AnchoredBatches, AnchorLoss, MeanPooledEncoder, anchor_accuracy
 from bbopt.problems.torch_data import repeat_batch
-from bbopt.problems.zo_workloads import digits_splits
 from bbopt.runner import prepare, solve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,15 +47,6 @@ def test_minilm_problem_files_build_and_run(path):
     assert result.n_evals == 4 and np.isfinite(result.history.losses()).all()
     assert any(not torch.equal(a, b) for a, b in zip(before, problem.space.tensors))
     assert set(problem.scores()) == {"dev/accuracy", "test/accuracy", "dev/loss", "test/loss"}
-
-
-def test_digits_splits_are_stratified_and_fixed():
-    a, b = digits_splits(0), digits_splits(0)
-    assert [len(a[k][1]) for k in ("train", "val", "test")] == [1100, 247, 450]
-    assert torch.equal(a["test"][0], b["test"][0])
-    counts = torch.bincount(a["test"][1], minlength=10)
-    assert counts.min() >= 43 and counts.max() <= 47
-    assert float(a["train"][0].min()) >= 0.0 and float(a["train"][0].max()) <= 1.0
 
 
 def test_initial_weights_follow_the_seed_not_the_global_rng():
@@ -125,10 +115,10 @@ def test_likelihood_ratio_refuses_a_loss_that_calls_the_model_twice():
 
 
 def test_lr_search_runs_a_sweep_and_picks_the_best_mean(tmp_path):
-    from bbopt.strategies.zo.search import log_grid, search
+    from bbopt.tuning import log_grid, search
 
     assert log_grid(1e-3, 1e-1, 3) == [0.001, 0.01, 0.1]
-    best, rows = search({"name": "zo-digits-mlp", "hidden": 16}, {"name": "likelihood-ratio", "copies": 8},
+    best, rows = search({"name": "zo-digits-mlp", "hidden": 16}, {"name": "likelihood-ratio", "q": 4},
                         {"lr": [1e-4, 0.1]}, 160, tmp_path, seeds=(0,))
     assert best == {"lr": 0.1} and rows[0]["val/accuracy"] > rows[1]["val/accuracy"]
     assert len(list(tmp_path.glob("*/scores.json"))) == 2

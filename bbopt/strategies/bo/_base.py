@@ -1,4 +1,5 @@
-"""What the GP strategies (RDUCB, GP-UCB, TuRBO) share: data, initial design, fantasies, state.
+"""What the GP strategies (RDUCB, GP-UCB, TuRBO) share: data, initial design, the fit,
+fantasies, state.
 
 Work happens in unit-cube coordinates (``space.to_unit``). Losses are stored as told;
 a non-finite loss (a failed evaluation) is kept and enters the GP as the worst finite loss
@@ -11,28 +12,20 @@ target, which leaves the mean unchanged but shrinks the uncertainty there, so a 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
 from bbopt.optimizer import Optimizer
+from bbopt.options import integer, one_of, point_in_box, positive
 from bbopt.seeding import SeedLike
 from bbopt.spaces import Box
-from bbopt.strategies.bo.additive_gp import standardize
+from bbopt.strategies.bo.acquisition import beta_schedule
+from bbopt.strategies.bo.additive_gp import AdditiveGP, standardize
+from bbopt.strategies.bo.decomposition import Decomposition
 from bbopt.strategies.bo.kernels import Hyper
-from bbopt.strategies.bo.likelihood import Bounds, fit_hyper
-
-
-def positive_int(value: Any, name: str, owner: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{owner}: {name} must be an integer ≥ {minimum}, got {value!r}")
-    return int(value)
-
-
-def positive_float(value: Any, name: str, owner: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value < np.inf:
-        raise ValueError(f"{owner}: {name} must be a positive number, got {value!r}")
-    return float(value)
+from bbopt.strategies.bo.likelihood import PRIORS, Bounds, FitResult, fit_hyper
 
 
 def _blas_limit(threads: int | None) -> Any:
@@ -56,37 +49,59 @@ def finite_losses(y: np.ndarray) -> np.ndarray:
 class GPStrategy(Optimizer):
     """Base of the GP strategies: ``n_init`` design points first, then ``_propose(k)``.
 
-    Shared options: ``fit_evals`` likelihood evaluations per refit (0: never refit),
-    ``fit_points`` the most observations a refit uses (a random subset beyond: the fit is
-    O(n³) per evaluation, the posterior still uses every point), ``noise`` a fixed noise
-    variance on standardised outputs (None: learned), ``blas_threads`` the BLAS threads
-    while proposing (1; None leaves BLAS alone).
+    Shared options:
+
+    - ``n_init``: design points before the model is used; ``x0`` (None): a start point in
+      the box's coordinates, evaluated as the first design point.
+    - ``popsize``: candidates per ``ask()`` without an explicit n.
+    - ``lengthscale_prior``: what the hyper-parameter fit maximises — ``"tied"`` (MAP-II under
+      weak log-normal priors with median length-scale 0.3·√k for a clique of k variables,
+      per-variable values tied to their mean), ``"dimension-scaled"`` (MAP-II under
+      Hvarfner et al.'s log ℓ ~ N(√2 + log √k, 3), BoTorch's default) or ``None`` (type-II
+      maximum likelihood, no prior at all). Both priors also put weak log-normals on the
+      variance shares and the noise (``likelihood.Prior``).
+    - ``fit_starts`` (1): L-BFGS-B runs per refit, from the best of the warm start, the
+      prior's centre and 4 random draws; each runs to convergence, capped at ``fit_evals``
+      objective evaluations (500; 0: never refit). ``fit_points``: the most observations a
+      refit uses (a random subset beyond: each evaluation is O(n²·D + n³); the posterior
+      still uses every point).
+    - ``noise_var``: a fixed noise variance on standardised outputs (None: learned).
+    - ``blas_threads``: BLAS threads while proposing (1; None leaves BLAS alone).
     """
 
     supported_spaces = (Box,)
     handles_nonfinite = True
     owner = "bo"
     bounds = Bounds()
+    renamed_options: ClassVar[dict[str, str]] = {"noise": "noise_var", "batch_size": "popsize"}
 
-    def __init__(self, space: Box, seed: SeedLike, n_init: int, batch_size: int, fit_evals: int,
-                 fit_points: int, noise: float | None, blas_threads: int | None = 1):
+    def __init__(self, space: Box, seed: SeedLike, n_init: int, popsize: int, fit_evals: int,
+                 fit_points: int, noise_var: float | None, lengthscale_prior: str | None, fit_starts: int,
+                 x0: Any, blas_threads: int | None):
         if isinstance(space, Box) and not space.bounded:
             raise ValueError(f"{self.owner}: needs a Box with finite bounds (it models the unit cube)")
         super().__init__(space, seed)
-        self.n_init = positive_int(n_init, "n_init", self.owner)
-        self.batch_size = positive_int(batch_size, "batch_size", self.owner)
-        self.fit_evals = positive_int(fit_evals, "fit_evals", self.owner, minimum=0)
-        self.fit_points = positive_int(fit_points, "fit_points", self.owner, minimum=2)
-        self.noise = None if noise is None else positive_float(noise, "noise", self.owner)
-        self.blas_threads = None if blas_threads is None else positive_int(blas_threads, "blas_threads", self.owner)
+        self.n_init = integer(n_init, "n_init", self.owner, minimum=1)
+        self.popsize = integer(popsize, "popsize", self.owner, minimum=1)
+        self.fit_evals = integer(fit_evals, "fit_evals", self.owner, minimum=0)
+        self.fit_points = integer(fit_points, "fit_points", self.owner, minimum=2)
+        self.fit_starts = integer(fit_starts, "fit_starts", self.owner, minimum=1)
+        self.noise_var = None if noise_var is None else positive(noise_var, "noise_var", self.owner)
+        self.lengthscale_prior = None if lengthscale_prior is None else one_of(
+            lengthscale_prior, "lengthscale_prior", self.owner, PRIORS)
+        self.x0 = None if x0 is None else point_in_box(x0, "x0", self.owner, space)
+        self.blas_threads = None if blas_threads is None else integer(blas_threads, "blas_threads", self.owner,
+                                                                      minimum=1)
         self._X = np.zeros((0, space.dim))
         self._y = np.zeros(0)
         self._n_design = 0
+        self._x0_used = False
         self.hyper = self._initial_hyper()
+        self.last_fit: FitResult | None = None
 
     def _initial_hyper(self) -> Hyper:
         hyper = Hyper.initial(self.space.dim)
-        return hyper if self.noise is None else hyper.with_noise(self.noise)
+        return hyper if self.noise_var is None else hyper.with_noise(self.noise_var)
 
     def _fit(self, cliques: tuple, X: np.ndarray, z: np.ndarray) -> None:
         """Refit ``self.hyper`` (warm start) on ``X: (n, d)``, ``z: (n,)``, subsampled to ``fit_points``."""
@@ -95,17 +110,23 @@ class GPStrategy(Optimizer):
         if len(z) > self.fit_points:
             keep = np.sort(self.rng.choice(len(z), self.fit_points, replace=False))
             X, z = X[keep], z[keep]
-        self.hyper = fit_hyper(self.hyper, cliques, X, z, self.bounds, learn_noise=self.noise is None,
-                               max_evals=self.fit_evals)
+        prior = None if self.lengthscale_prior is None else PRIORS[self.lengthscale_prior]
+        self.last_fit = fit_hyper(self.hyper, cliques, X, z, prior, self.rng, self.bounds,
+                                  learn_noise=self.noise_var is None, n_starts=self.fit_starts,
+                                  max_evals=self.fit_evals)
+        self.hyper = self.last_fit.hyper
 
     # ---------------------------------------------------------------- ask / tell
     def _ask(self, n: int | None, context: Any) -> np.ndarray:
-        n = n or self.batch_size
+        n = n or self.popsize
         n_random = max(0, min(n, self.n_init - self._n_design))
         if self._n_model_points() == 0:
             n_random = n
         self._n_design += n_random
         unit = [self._design(n_random)]
+        if n_random and self.x0 is not None and not self._x0_used:
+            unit[0][0] = np.clip(self.space.to_unit(self.x0), 0.0, 1.0)
+            self._x0_used = True
         if n > n_random:
             with _blas_limit(self.blas_threads):
                 unit.append(self._propose(n - n_random))
@@ -138,6 +159,28 @@ class GPStrategy(Optimizer):
             return np.zeros((0, self.space.dim))
         return np.clip(self.space.to_unit(np.array(list(self._pending.values()))), 0.0, 1.0)
 
+    def _fantasy_batch(self, k: int, decomposition: Callable[[int], Decomposition], beta_scale: float,
+                       choose: Callable[[AdditiveGP, float], np.ndarray], step: float) -> np.ndarray:
+        """``k`` points ``(k, d)``, each the arg-min of an LCB (kriging believer).
+
+        Member ``i`` uses ``decomposition(i)`` (the hyper-parameters are refitted for member
+        0 only) on the data plus the pending candidates and the earlier members, those at
+        the GP's posterior mean; ``choose(gp, β_t)`` returns its point, moved by ``step``
+        in one coordinate while it repeats an earlier one.
+        """
+        X, z = self._X, self._targets()
+        chosen = self._pending_unit()
+        for member in range(k):
+            dec = decomposition(member)
+            if member == 0:
+                self._fit(dec.cliques, X, z)
+            gp = AdditiveGP(X, z, dec, self.hyper)
+            if len(chosen):
+                gp = AdditiveGP(np.vstack([X, chosen]), np.append(z, gp.predict(chosen)[0]), dec, self.hyper)
+            x = choose(gp, beta_schedule(len(gp.X) + 1, beta_scale))
+            chosen = np.vstack([chosen, self._dedupe(x, np.vstack([X, chosen]), step)])
+        return chosen[-k:]
+
     def _dedupe(self, x: np.ndarray, others: np.ndarray, step: float) -> np.ndarray:
         """Move one coordinate of ``x`` by ``step`` while it repeats a row of ``others``."""
         x = x.copy()
@@ -152,7 +195,7 @@ class GPStrategy(Optimizer):
     # ----------------------------------------------------------------- state
     def _algorithm_state(self) -> dict:
         return {
-            "X": self._X.copy(), "y": self._y.copy(), "n_design": self._n_design,
+            "X": self._X.copy(), "y": self._y.copy(), "n_design": self._n_design, "x0_used": self._x0_used,
             "log_ls": self.hyper.log_ls.copy(), "log_var": self.hyper.log_var.copy(),
             "log_noise": self.hyper.log_noise,
         }
@@ -161,5 +204,6 @@ class GPStrategy(Optimizer):
         self._X = np.asarray(state["X"], dtype=float).reshape(-1, self.space.dim)
         self._y = np.asarray(state["y"], dtype=float).reshape(-1)
         self._n_design = int(state["n_design"])
+        self._x0_used = bool(state["x0_used"])
         self.hyper = Hyper(np.asarray(state["log_ls"], dtype=float), np.asarray(state["log_var"], dtype=float),
                            float(state["log_noise"]))

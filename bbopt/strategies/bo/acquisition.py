@@ -3,8 +3,8 @@
 For minimisation the acquisition is ``Σ_g μ_g(x_g) − β σ_g(x_g)`` over the cliques of the
 decomposition (Kandasamy et al. 2015; Ziomek & Bou-Ammar 2023), with the component
 posteriors of :class:`AdditiveGP` and ``β_t = 0.5·log(2t)``. Being a sum over the cliques
-of a forest it is minimised exactly on a grid by min-sum message passing; the discrete
-winner is then polished by L-BFGS-B on the continuous sum (analytic gradient).
+of a junction tree it is minimised exactly on a grid by min-sum message passing; the
+discrete winner is then polished by L-BFGS-B on the continuous sum (analytic gradient).
 """
 
 from __future__ import annotations
@@ -27,28 +27,18 @@ def clique_lcb(gp: AdditiveGP, clique: tuple[int, ...], Z: np.ndarray, beta: flo
     return mean - beta * np.sqrt(var)
 
 
-def forest_potentials(gp: AdditiveGP, beta: float):
-    """The LCB of a forest decomposition as min-sum tables for :func:`zoom_minimize`.
+def clique_potentials(gp: AdditiveGP, beta: float):
+    """The LCB as one min-sum table per clique for :func:`zoom_minimize`: clique g's table
+    holds μ_g − β σ_g on the grid of its variables' candidate states, shape ``(c_i, c_j, …)``."""
+    cliques = gp.cliques
 
-    Size-1 cliques give unary tables ``(c_i,)``; each edge (a size-2 clique, in the order
-    of ``decomposition.edges``) gives a pairwise table ``(c_i, c_j)``.
-    """
-    dec = gp.decomposition
-    if any(len(c) > 2 for c in dec.cliques):
-        raise ValueError("forest_potentials: cliques must have at most two variables")
-
-    def potentials(states: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        unary = [np.zeros(len(s)) for s in states]
-        for clique in dec.cliques:
-            if len(clique) == 1:
-                (i,) = clique
-                unary[i] = unary[i] + clique_lcb(gp, clique, states[i][:, None], beta)
-        pairwise = []
-        for i, j in dec.edges.tolist():
-            a, b = np.meshgrid(states[i], states[j], indexing="ij")
-            Z = np.column_stack([a.ravel(), b.ravel()])
-            pairwise.append(clique_lcb(gp, (i, j), Z, beta).reshape(a.shape))
-        return unary, pairwise
+    def potentials(states: list[np.ndarray]) -> list[np.ndarray]:
+        tables = []
+        for clique in cliques:
+            grids = np.meshgrid(*[states[i] for i in clique], indexing="ij")
+            Z = np.column_stack([g.ravel() for g in grids])
+            tables.append(clique_lcb(gp, clique, Z, beta).reshape(grids[0].shape))
+        return tables
 
     return potentials
 

@@ -5,7 +5,9 @@ independent of the data: uniformly random pairs (i, j) are added as edges unless
 or i and j are already connected (a union–find keeps the components), until
 ``n_edges`` edges exist. The additive model then has one component per **clique** of the
 forest: each edge (size 2) and each isolated variable (size 1). Every variable lies in
-at least one clique, so the model sees all of them.
+at least one clique, so the model sees all of them. Edges of k > 2 variables (a random
+hyperforest, drawn the same way) give cliques of k variables whose junction tree the
+message passing solves exactly.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def default_n_edges(dim: int, fraction: float = 0.2) -> int:
-    """The paper's edge count max(1, ⌊fraction·dim⌋), capped at a spanning tree (dim − 1)."""
-    return min(max(1, int(np.floor(fraction * dim))), dim - 1)
+def default_n_edges(dim: int, fraction: float = 0.2, clique_size: int = 2) -> int:
+    """The paper's edge count max(1, ⌊fraction·dim⌋), capped at a spanning tree
+    (⌊(dim − 1)/(clique_size − 1)⌋ edges of ``clique_size`` variables)."""
+    return min(max(1, int(np.floor(fraction * dim))), (dim - 1) // (clique_size - 1))
 
 
 class _UnionFind:
@@ -45,50 +48,62 @@ class _UnionFind:
         return True
 
 
-def random_forest(dim: int, n_edges: int, rng: np.random.Generator) -> np.ndarray:
-    """Edges ``(n_edges, 2)`` (i < j per row) of a uniformly grown random forest on ``dim`` nodes.
+def random_forest(dim: int, n_edges: int, rng: np.random.Generator, clique_size: int = 2) -> np.ndarray:
+    """Edges ``(n_edges, clique_size)`` (sorted rows) of a uniformly grown random forest on ``dim`` nodes.
 
-    Pairs are drawn uniformly and rejected when they would close a cycle, so the result
-    is acyclic; ``n_edges`` may be at most ``dim − 1`` (a spanning tree).
+    Each edge joins ``clique_size`` variables drawn uniformly, rejected when two of them are
+    already connected: with 2 this is RDUCB's random forest (acyclic), with k > 2 a random
+    hyperforest (Berge-acyclic: two edges share at most one variable and no chain of edges
+    returns to its start), so the cliques always form a junction tree. Each edge merges
+    k − 1 components, so ``n_edges·(clique_size − 1)`` may be at most ``dim − 1``.
     """
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
         raise ValueError(f"random_forest: dim must be a positive integer, got {dim!r}")
-    if isinstance(n_edges, bool) or not isinstance(n_edges, (int, np.integer)) or not 0 <= n_edges <= dim - 1:
-        raise ValueError(f"random_forest: n_edges must be an integer in [0, dim − 1 = {dim - 1}], got {n_edges!r}")
+    if isinstance(clique_size, bool) or not isinstance(clique_size, (int, np.integer)) or clique_size < 2:
+        raise ValueError(f"random_forest: clique_size must be an integer ≥ 2, got {clique_size!r}")
+    most = (dim - 1) // (clique_size - 1)
+    if isinstance(n_edges, bool) or not isinstance(n_edges, (int, np.integer)) or not 0 <= n_edges <= most:
+        raise ValueError(f"random_forest: n_edges must be an integer in [0, {most}] for dim {dim} and "
+                         f"clique_size {clique_size}, got {n_edges!r}")
     sets = _UnionFind(int(dim))
-    edges: list[tuple[int, int]] = []
+    edges: list[tuple[int, ...]] = []
     while len(edges) < n_edges:
-        i, j = (int(v) for v in rng.integers(0, dim, size=2))
-        if i != j and sets.union(i, j):
-            edges.append((min(i, j), max(i, j)))
-    return np.array(edges, dtype=np.int64).reshape(-1, 2)
+        nodes = [int(v) for v in rng.integers(0, dim, size=clique_size)]
+        roots = {sets.find(v) for v in nodes}
+        if len(roots) < clique_size:  # a repeated node, or two already connected
+            continue
+        for v in nodes[1:]:
+            sets.union(nodes[0], v)
+        edges.append(tuple(sorted(nodes)))
+    return np.array(edges, dtype=np.int64).reshape(-1, clique_size)
 
 
 @dataclass(frozen=True)
 class Decomposition:
-    """An additive structure: ``cliques`` (tuples of variable indices) and the forest ``edges``.
+    """An additive structure over ``dim`` variables: its ``cliques`` (tuples of variable indices).
 
-    ``edges: (E, 2)`` are the size-2 cliques; the size-1 cliques are the isolated variables.
+    Every variable lies in at least one clique. Built from edges (each edge a clique of two
+    or more variables; the variables in no edge become cliques of one), or as one clique of
+    every variable (a plain GP).
     """
 
     dim: int
-    edges: np.ndarray
     cliques: tuple[tuple[int, ...], ...]
 
     @classmethod
     def from_edges(cls, dim: int, edges: np.ndarray) -> Decomposition:
-        edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+        edges = np.asarray(edges, dtype=np.int64)
+        edges = edges.reshape(len(edges), -1) if edges.size else np.zeros((0, 2), dtype=np.int64)
         covered = np.zeros(dim, dtype=bool)
         covered[edges.reshape(-1)] = True
         singles = tuple((int(i),) for i in np.flatnonzero(~covered))
-        pairs = tuple((int(i), int(j)) for i, j in edges)
-        return cls(int(dim), edges, pairs + singles)
+        return cls(int(dim), tuple(tuple(int(v) for v in e) for e in edges) + singles)
 
     @classmethod
     def full(cls, dim: int) -> Decomposition:
         """One clique holding every variable (a plain, non-additive GP)."""
-        return cls(int(dim), np.zeros((0, 2), dtype=np.int64), (tuple(range(dim)),))
+        return cls(int(dim), (tuple(range(dim)),))
 
     @classmethod
-    def random(cls, dim: int, n_edges: int, rng: np.random.Generator) -> Decomposition:
-        return cls.from_edges(dim, random_forest(dim, n_edges, rng))
+    def random(cls, dim: int, n_edges: int, rng: np.random.Generator, clique_size: int = 2) -> Decomposition:
+        return cls.from_edges(dim, random_forest(dim, n_edges, rng, clique_size))

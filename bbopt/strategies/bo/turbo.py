@@ -6,7 +6,9 @@ A run starts from a Latin hypercube of n_init points; then each step fits an ARD
 run's data, centres a box of side L (per-dimension widths ∝ the length-scales, geometric
 mean 1) on the run's best point, perturbs a random subset of the incumbent's coordinates
 (each with probability min(1, 20/D)) inside the box for min(100·D, 5000) candidates, and
-takes the arg-min of joint posterior samples (Thompson sampling), one sample per point.
+takes the arg-min of posterior function draws (Thompson sampling), one draw per point. The
+draws are pathwise (random Fourier features plus the data update, ``AdditiveGP.sample_paths``),
+linear in the candidates; the reference code draws jointly (O(m³) in the candidates).
 After ``success_tol`` improving steps L doubles (≤ L_max); after ⌈max(4, D)/q⌉ failing
 ones it halves; when L < L_min the run restarts from a fresh design.
 """
@@ -20,9 +22,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
+from bbopt.options import OptionError, integer, positive
 from bbopt.seeding import SeedLike
 from bbopt.spaces import Box
-from bbopt.strategies.bo._base import GPStrategy, finite_losses, positive_float, positive_int
+from bbopt.strategies.bo._base import GPStrategy, finite_losses
 from bbopt.strategies.bo.additive_gp import AdditiveGP, standardize
 from bbopt.strategies.bo.decomposition import Decomposition
 from bbopt.strategies.bo.likelihood import Bounds
@@ -33,36 +36,42 @@ class TuRBO(GPStrategy):
 
     Options (defaults from the reference code):
 
-    - ``n_init``: design points per run (None: 2·D); ``batch_size`` q (1).
+    - ``n_init``: design points per run (None: 2·D); ``x0`` (None): a start point, the first
+      design point of the first run; ``popsize``: q, points per ``ask()`` (1).
     - ``length_init`` (0.8), ``length_min`` (2⁻⁷), ``length_max`` (1.6), ``success_tol`` (3),
-      ``failure_tol`` (None: ⌈max(4, D)/q⌉).
-    - ``n_candidates`` (None: min(100·D, 5000)).
-    - ``fit_evals`` (50), ``fit_points`` (500), ``noise`` (None: learned): see GPStrategy.
+      ``failure_tol`` (None: ⌈max(4, D)/q⌉): the trust region's side, in unit-cube coordinates.
+    - ``n_candidates`` (None: min(100·D, 5000)); ``n_features``: random Fourier features per
+      Thompson draw (1024).
+    - ``lengthscale_prior`` ("tied"), ``fit_starts`` (1), ``fit_evals`` (500), ``fit_points``
+      (500), ``noise_var`` (None: learned), ``blas_threads`` (1): see GPStrategy.
     """
 
     owner = "turbo"
     #: the reference code's length-scale and noise constraints
     bounds = Bounds(lengthscale=(0.005, 2.0), noise=(5e-4, 0.2))
 
-    def __init__(self, space: Box, seed: SeedLike = None, n_init: int | None = None, batch_size: int = 1,
-                 length_init: float = 0.8, length_min: float = 2.0**-7, length_max: float = 1.6,
+    def __init__(self, space: Box, seed: SeedLike = None, n_init: int | None = None, x0: Any = None,
+                 popsize: int = 1, length_init: float = 0.8, length_min: float = 2.0**-7, length_max: float = 1.6,
                  success_tol: int = 3, failure_tol: int | None = None, n_candidates: int | None = None,
-                 fit_evals: int = 50, fit_points: int = 500, noise: float | None = None,
+                 n_features: int = 1024, lengthscale_prior: str | None = "tied", fit_starts: int = 1,
+                 fit_evals: int = 500, fit_points: int = 500, noise_var: float | None = None,
                  blas_threads: int | None = 1):
         d = space.dim if isinstance(space, Box) else 1
-        super().__init__(space, seed, 2 * d if n_init is None else n_init, batch_size, fit_evals, fit_points,
-                         noise, blas_threads)
-        self.length_init = positive_float(length_init, "length_init", self.owner)
-        self.length_min = positive_float(length_min, "length_min", self.owner)
-        self.length_max = positive_float(length_max, "length_max", self.owner)
+        super().__init__(space, seed, 2 * d if n_init is None else n_init, popsize, fit_evals, fit_points,
+                         noise_var, lengthscale_prior, fit_starts, x0, blas_threads)
+        self.length_init = positive(length_init, "length_init", self.owner)
+        self.length_min = positive(length_min, "length_min", self.owner)
+        self.length_max = positive(length_max, "length_max", self.owner)
         if not self.length_min < self.length_init <= self.length_max:
-            raise ValueError(f"turbo: need length_min < length_init ≤ length_max, got "
-                             f"{length_min}, {length_init}, {length_max}")
-        self.success_tol = positive_int(success_tol, "success_tol", self.owner)
-        default_fail = math.ceil(max(4.0, d) / self.batch_size)
-        self.failure_tol = default_fail if failure_tol is None else positive_int(failure_tol, "failure_tol", self.owner)
+            raise OptionError("length_init", f"turbo: need length_min < length_init ≤ length_max, got "
+                                             f"{length_min}, {length_init}, {length_max}")
+        self.success_tol = integer(success_tol, "success_tol", self.owner, minimum=1)
+        default_fail = math.ceil(max(4.0, d) / self.popsize)
+        self.failure_tol = default_fail if failure_tol is None else integer(failure_tol, "failure_tol", self.owner,
+                                                                            minimum=1)
         self.n_candidates = (min(100 * d, 5000) if n_candidates is None
-                             else positive_int(n_candidates, "n_candidates", self.owner))
+                             else integer(n_candidates, "n_candidates", self.owner, minimum=1))
+        self.n_features = integer(n_features, "n_features", self.owner, minimum=1)
         self.decomposition = Decomposition.full(d)
         self._start_run(0)
         self._obs_run = np.zeros(0, dtype=np.int64)
@@ -87,17 +96,21 @@ class TuRBO(GPStrategy):
         in_run = np.array([run == self._run for run, _ in origin])
         trust_step = np.array([run == self._run and not design for run, design in origin])
         if trust_step.any():  # compare with the run's best before these points
-            self._adjust(finite_losses(losses)[trust_step])
+            self._adjust(losses[trust_step])
         super()._tell(ids, x, losses)
         self._obs_run = np.concatenate([self._obs_run, np.where(in_run, self._run, -1)])
         if self._length < self.length_min:
             self._start_run(self._run + 1)
 
     def _adjust(self, new: np.ndarray) -> None:
-        """Success/failure counting and the trust-region length update of TuRBO-1."""
+        """Success/failure counting and the trust-region length update of TuRBO-1: a step
+        succeeds when a finite loss improves the run's best finite loss by 1e-3 of it (a step
+        whose evaluations all failed is a failure)."""
+        new = new[np.isfinite(new)]
         _, y_run = self._run_data()
-        best = finite_losses(y_run).min() if len(y_run) else np.inf
-        if new.min() < best - 1e-3 * abs(best):
+        best = float(np.min(y_run[np.isfinite(y_run)], initial=np.inf))
+        improved = new.size > 0 and (not np.isfinite(best) or new.min() < best - 1e-3 * abs(best))
+        if improved:
             self._successes, self._failures = self._successes + 1, 0
         else:
             self._successes, self._failures = 0, self._failures + 1
@@ -126,13 +139,17 @@ class TuRBO(GPStrategy):
         gp = AdditiveGP(X, z, self.decomposition, self.hyper)
         center = X[int(np.argmin(z))]
         cands = self._candidates(center)
-        samples = gp.sample(cands, k, self.rng)  # (k, m)
+        samples = self._thompson(gp, cands, k)
         chosen = []
         for s in samples:
             j = int(np.argmin(s))
             chosen.append(cands[j])
             samples[:, j] = np.inf  # one candidate per sample
         return np.array(chosen)
+
+    def _thompson(self, gp: AdditiveGP, cands: np.ndarray, k: int) -> np.ndarray:
+        """``k`` posterior draws at the candidates ``(m, d)`` → ``(k, m)``, pathwise (linear in m)."""
+        return gp.sample_paths(cands, k, self.rng, self.n_features)
 
     def _candidates(self, center: np.ndarray) -> np.ndarray:
         """``(m, d)`` points in the trust region: a random subset of coordinates perturbed."""

@@ -11,7 +11,7 @@ specs evaluated by :class:`~bbopt.problems.TorchProblem`; one candidate is one f
     minimize(problem, "mezo", 30_000, seed=0, options={"lr": 3e-3, "rule": "sgd"})
     problem.save("model.safetensors")                 # the model was trained in place
 
-Shared pieces: ``base`` (steps, guards, state), ``rules`` (sgd / sign / window momentum /
-torch.optim), ``trajectory`` (the (seed, g, lr) log and its replay), ``grasp`` (ZO-GraSP layer
-densities), ``search`` (lr / ε grid through a sweep).
+Shared pieces: ``base`` (steps, guards, state; how a new estimator plugs in), ``rules`` (sgd /
+sign / window momentum / torch.optim), ``trajectory`` (the (seed, g, lr) log and its replay),
+``grasp`` (ZO-GraSP layer densities). An lr / ε grid over runs: :mod:`bbopt.tuning`.
 """

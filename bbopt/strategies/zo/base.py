@@ -4,7 +4,9 @@ A step asks one batch of candidates (a MeZO ± pair, CGE's clean point and coord
 noisy copies); every candidate is one forward of that step's mini-batch, so the loop's budget is
 a budget in FE, and ``atomic_batches`` keeps the loop from evaluating half a step. Losses are
 buffered until the step's batch is fully told (in any order, in any subsets); then the
-subclass's ``_complete`` forms the estimate and applies it through an update rule.
+subclass's ``_complete`` forms the estimate and applies it through an update rule
+(:mod:`.rules`). After every complete step the module holds θ again (a perturbation the problem
+left pending is undone by the update's own noise pass, or here).
 
 Guards: a non-finite loss skips the step's update (logged as ``skipped-nonfinite``, counted in
 ``n_skipped``); ``clip`` bounds each projected gradient |g| (seed-based) or the estimate's norm
@@ -16,22 +18,47 @@ place (``problem.model``; ``problem.save(path)`` writes it as safetensors).
 
 State (``state_dict``): the selected parameters and masks, the seed generator, the open step, the
 rule's state, the trajectory — a resumed run continues bit for bit.
+
+How a new estimator plugs in (the API ``fzoo``/``hizoo``/... build on; kept stable):
+
+1. Subclass :class:`ZOEstimator` (or :class:`~bbopt.strategies.zo.mezo.SeedEstimator` when the
+   estimate is Σ_j c_j·z(seed_j)); set the class attributes ``name`` (the registry name, used in
+   error messages) and ``rules`` (the update rules it supports), and ``renamed_options`` if it
+   renames any. In ``__init__`` check your own options with :mod:`bbopt.options` (owner
+   ``self.name``), set ``self.fe_per_step`` (FE one step costs), then call
+   ``super().__init__(space, seed, lr=..., rule=..., ...)`` passing the shared options through.
+2. ``_candidates() -> list[Spec]``: the step's specs (:mod:`bbopt.perturbations`: ``Clean``,
+   ``Direction(step, seed, scale, noise)`` ...), all with ``step=self.step``; draw seeds with
+   :meth:`new_seed` (the estimator's own generator, part of its state).
+3. ``_complete(specs, values)``: the step's specs and losses, in ask order. Check them with
+   :meth:`guard_finite`; form the estimate (a ``SeedEstimate`` or ``DenseEstimate``), bound it
+   with :meth:`clip_g` / :meth:`clip_dense`, apply it with :meth:`apply` (the chosen rule at
+   ``lr_at(step)``), log it with ``self.trajectory.record(...)``, and ``self.step += 1``.
+4. Extra state: ``_extra_state() -> dict`` / ``_load_extra_state(dict)`` (plain values and
+   tensors). A per-parameter buffer (HiZOO's Σ) is +P memory: say so in the docstring.
+5. Register it in ``bbopt.optimizer.OPTIMIZERS`` and give it a conformance test class
+   (``bbopt.testing.OptimizerConformance``).
+
+Evaluation is the problem's: a ``TorchProblem`` evaluates ``Direction`` specs in place (or batched
+through vmap for small models: :func:`bbopt.params.stacked_copies`), so an estimator never
+touches the weights except through its rule and ``self.space``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from bbopt.optimizer import Optimizer
+from bbopt.options import OptionError, nonnegative, one_of, positive
 from bbopt.params import ModelParams
-from bbopt.perturbations import Spec
+from bbopt.perturbations import NOISE_KINDS, Spec
 from bbopt.seeding import SeedLike, child_seed, torch_generator
-from bbopt.strategies.zo.rules import Estimate, RuleOptions, make_rule
+from bbopt.strategies.zo.rules import RULES, Estimate, make_rule, rule_options
 from bbopt.strategies.zo.trajectory import Trajectory, replay
 
 log = logging.getLogger("bbopt.zo")
@@ -44,26 +71,29 @@ class ZOEstimator(Optimizer):
     supported_spaces = (ModelParams,)
     handles_nonfinite = True
     atomic_batches = True
+    #: the registry name: error messages start with it (``mezo: eps must be ...``)
+    name: ClassVar[str] = "zo"
+    #: the update rules this estimator supports (:mod:`.rules`)
+    rules: ClassVar[tuple[str, ...]] = RULES
     #: FE one step costs (schedules run over budget // fe_per_step steps); set per instance
     fe_per_step: int = 1
 
     def __init__(self, space: ModelParams, seed: SeedLike = None, *, lr: float, weight_decay: float = 0.0,
                  clip: float | None = None, schedule: str = "constant", budget: int | None = None,
-                 rule: str = "sgd", momentum: float = 0.9, window: int = 10, torch_optimizer: str = "adam",
-                 torch_options: dict | None = None):
+                 rule: str = "sgd", momentum: float | None = None, window: int | None = None,
+                 torch_optimizer: str | None = None, torch_options: dict | None = None):
         super().__init__(space, seed)
-        self.lr = _positive(lr, "lr")
-        self.weight_decay = _nonneg(weight_decay, "weight_decay")
-        self.clip = None if clip is None else _positive(clip, "clip")
-        if schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        owner = self.name
+        self.lr = positive(lr, "lr", owner)
+        self.weight_decay = nonnegative(weight_decay, "weight_decay", owner)
+        self.clip = None if clip is None else positive(clip, "clip", owner)
+        self.schedule = one_of(schedule, "schedule", owner, SCHEDULES)
         if schedule != "constant" and budget is None:
-            raise ValueError(f"schedule={schedule!r} needs budget= (in FE; minimize fills it in)")
-        self.schedule, self.budget = schedule, budget
+            raise OptionError("budget", f"{owner}: schedule={schedule!r} needs budget= (in FE; minimize fills it in)")
+        self.budget = None if budget is None else positive(budget, "budget", owner, integer=True)
         self.rule_name = rule
-        self._rule_options = RuleOptions(momentum=momentum, window=window, torch_optimizer=torch_optimizer,
-                                         torch_options=torch_options, lr=self.lr, weight_decay=self.weight_decay)
-        self.rule = make_rule(rule, space, **self._rule_options)
+        self._rule_options = rule_options(owner, rule, self.rules, momentum, window, torch_optimizer, torch_options)
+        self.rule = self._make_rule(space)
         self.gen = torch_generator(child_seed(self.seed, 1))
         self.step = 0
         self.n_skipped = 0
@@ -71,6 +101,9 @@ class ZOEstimator(Optimizer):
         self._open: list[Spec] | None = None
         self._first_id = 0
         self._told: dict[int, float] = {}
+
+    def _make_rule(self, space: ModelParams) -> Any:
+        return make_rule(self.rule_name, space, self._rule_options, self.lr, self.weight_decay, self.name)
 
     # ------------------------------------------------------------- schedule
     def lr_at(self, step: int) -> float:
@@ -109,6 +142,7 @@ class ZOEstimator(Optimizer):
             specs, values = self._open, np.array([self._told[k] for k in range(len(self._open))])
             self._open, self._told = None, {}
             self._complete(specs, values)
+            self.space.restore()  # θ again, also when the step made no update
 
     def forget(self, batch: Any) -> None:
         """Drop asked candidates (the budget ended mid-step): the open step is abandoned."""
@@ -150,8 +184,7 @@ class ZOEstimator(Optimizer):
     # ---------------------------------------------------------------- replay
     def reconstruct(self, space: ModelParams) -> int:
         """Replay this run's logged updates onto ``space`` (a model at the run's initial θ)."""
-        rule = make_rule(self.rule_name, space, **self._rule_options)
-        return replay(space, self.trajectory, rule, self.weight_decay)
+        return replay(space, self.trajectory, self._make_rule(space), self.weight_decay)
 
     # ----------------------------------------------------------------- state
     def _algorithm_state(self) -> dict:
@@ -166,7 +199,7 @@ class ZOEstimator(Optimizer):
         self.step, self.n_skipped = int(state["step"]), int(state["n_skipped"])
         self.gen.set_state(torch.as_tensor(state["gen"], dtype=torch.uint8))
         self.space.load_state_dict(state["space"])
-        self.rule = make_rule(self.rule_name, self.space, **self._rule_options)
+        self.rule = self._make_rule(self.space)
         self.rule.load_state_dict(state["rule"])
         self.trajectory = Trajectory()
         self.trajectory.load_state_dict(state["trajectory"])
@@ -182,19 +215,7 @@ class ZOEstimator(Optimizer):
         pass
 
 
-def _positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
 
-
-def _nonneg(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or not math.isfinite(value):
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    return float(value)
-
-
-def check_int(value: Any, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+def check_direction(value: Any, owner: str, allowed: tuple[str, ...] = NOISE_KINDS) -> str:
+    """The ``direction`` option: the distribution of the random directions z."""
+    return one_of(value, "direction", owner, allowed)

@@ -1,7 +1,7 @@
 """Coordinate-wise gradient estimation, CGE (DeepZero: Chen et al., ICLR 2024, OPTML-Group/DeepZero).
 
 One step evaluates the clean point and one forward difference per coordinate of a sparse set S:
-    g_i = (L(θ + μ e_i) − L(θ)) / μ  for i ∈ S,  g_i = 0 elsewhere     (|S| + 1 FE, deterministic)
+    g_i = (L(θ + ε e_i) − L(θ)) / ε  for i ∈ S,  g_i = 0 elsewhere     (|S| + 1 FE, deterministic)
     θ ← θ − lr·(g + wd·θ)   (rule ``sgd``; ``torch`` with torch_optimizer='sgd' and momentum is DeepZero's)
 S is a random mask inside each tensor at its density, redrawn every ``mask_every`` steps; the
 densities are uniform (``layer_density="uniform"``) or from ZO-GraSP (``"grasp"``: two extra
@@ -15,10 +15,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bbopt.options import integer, number_in, one_of, positive, unused
 from bbopt.params import ModelParams
 from bbopt.perturbations import Clean, Coordinate, Direction, Spec
 from bbopt.seeding import SeedLike
-from bbopt.strategies.zo.base import ZOEstimator, _positive, check_int
+from bbopt.strategies.zo.base import ZOEstimator
 from bbopt.strategies.zo.grasp import layer_ratios, rge
 from bbopt.strategies.zo.rules import DenseEstimate
 
@@ -26,21 +27,29 @@ from bbopt.strategies.zo.rules import DenseEstimate
 class CGE(ZOEstimator):
     """DeepZero CGE: forward differences on a sparse coordinate set (ZO-GraSP densities, feature reuse)."""
 
-    def __init__(self, space: ModelParams, seed: SeedLike = None, *, lr: float = 0.1, mu: float = 5e-3,
-                 density: float = 1.0, layer_density: str = "uniform", mask_every: int = 10, grasp_q: int = 32,
-                 rule: str = "sgd", torch_optimizer: str = "sgd", torch_options: dict | None = None,
-                 weight_decay: float = 0.0, clip: float | None = None, schedule: str = "constant",
-                 budget: int | None = None):
-        if rule == "momentum":
-            raise ValueError("CGE estimates are dense: use rule='torch', torch_optimizer='sgd', "
-                             "torch_options={'momentum': 0.9} for momentum")
-        if not 0.0 < density <= 1.0:
-            raise ValueError(f"density must be in (0, 1], got {density!r}")
-        if layer_density not in ("uniform", "grasp"):
-            raise ValueError(f"layer_density must be 'uniform' or 'grasp', got {layer_density!r}")
-        self.mu, self.density = _positive(mu, "mu"), float(density)
-        self.mask_every, self.grasp_q = check_int(mask_every, "mask_every"), check_int(grasp_q, "grasp_q")
-        self.phase = "grasp0" if layer_density == "grasp" and density < 1.0 else "cge"
+    name = "cge"
+    rules = ("sgd", "sign", "torch")
+    renamed_options = {"mu": "eps"}
+
+    def __init__(self, space: ModelParams, seed: SeedLike = None, *, lr: float = 0.1, eps: float = 5e-3,
+                 density: float = 1.0, layer_density: str | None = None, mask_every: int | None = None,
+                 grasp_q: int | None = None, rule: str = "sgd", torch_optimizer: str | None = None,
+                 torch_options: dict | None = None, weight_decay: float = 0.0, clip: float | None = None,
+                 schedule: str = "constant", budget: int | None = None):
+        owner = self.name
+        self.eps = positive(eps, "eps", owner)
+        self.density = number_in(density, "density", owner, 0.0, 1.0, low_open=True)
+        if self.density == 1.0:
+            for name, value in (("layer_density", layer_density), ("mask_every", mask_every), ("grasp_q", grasp_q)):
+                if value is not None:
+                    raise unused(name, owner, "with density=1 (dense CGE estimates every coordinate)")
+        layer_density = one_of("uniform" if layer_density is None else layer_density, "layer_density", owner,
+                               ("uniform", "grasp"))
+        if layer_density == "uniform" and grasp_q is not None:
+            raise unused("grasp_q", owner, "with layer_density='uniform' (only 'grasp' scores the layers)")
+        self.mask_every = 10 if mask_every is None else integer(mask_every, "mask_every", owner, minimum=1)
+        self.grasp_q = 32 if grasp_q is None else integer(grasp_q, "grasp_q", owner, minimum=1)
+        self.phase = "grasp0" if layer_density == "grasp" else "cge"
         self.ratios = [self.density] * len(space.tensors)
         self.fe_per_step = 1 + sum(max(1, round(r * p.numel())) for r, p in zip(self.ratios, space.tensors))
         super().__init__(space, seed, lr=lr, weight_decay=weight_decay, clip=clip, schedule=schedule, budget=budget,
@@ -55,10 +64,10 @@ class CGE(ZOEstimator):
         if self.phase != "cge":
             if self.phase == "grasp0":
                 self._grasp["seeds"] = [self.new_seed() for _ in range(self.grasp_q)]
-            return [Clean(t), *(Direction(t, s, self.mu, "gaussian") for s in self._grasp["seeds"])]
+            return [Clean(t), *(Direction(t, s, self.eps, "gaussian") for s in self._grasp["seeds"])]
         if self.coords is None or t - self._drawn_at >= self.mask_every:
             self.coords = self._draw(t)
-        return [Clean(t), *(Coordinate(t, ti, i, self.mu) for ti, idx in enumerate(self.coords)
+        return [Clean(t), *(Coordinate(t, ti, i, self.eps) for ti, idx in enumerate(self.coords)
                             for i in idx.tolist())]
 
     def _draw(self, t: int) -> list[torch.Tensor]:
@@ -82,7 +91,7 @@ class CGE(ZOEstimator):
         if self.guard_finite(values):
             grads = {ti: torch.zeros(p.shape, dtype=torch.float32, device=p.device)
                      for ti, p in enumerate(self.space.tensors)}
-            g = (values[1:] - values[0]) / self.mu
+            g = (values[1:] - values[0]) / self.eps
             for spec, gi in zip(specs[1:], g.tolist()):
                 assert isinstance(spec, Coordinate), "a CGE step is Clean then coordinates"
                 grads[spec.tensor].view(-1)[spec.index] = gi
@@ -93,17 +102,17 @@ class CGE(ZOEstimator):
         self.step += 1
 
     def _grasp_round(self, values: np.ndarray) -> None:
-        """ZO-GraSP: g₀ at θ, then g₁ at θ + μ·g₀ (same seeds, same batch); then layer ratios."""
+        """ZO-GraSP: g₀ at θ, then g₁ at θ + ε·g₀ (same seeds, same batch); then layer ratios."""
         if not np.isfinite(values).all():  # no score: fall back to uniform densities
             self._end_grasp()
             return
-        est = rge(self.space, self._grasp["seeds"], float(values[0]), values[1:].tolist(), self.mu)
+        est = rge(self.space, self._grasp["seeds"], float(values[0]), values[1:].tolist(), self.eps)
         if self.phase == "grasp0":
             self._grasp.update(g0=est, theta=[p.detach().clone() for p in self.space.tensors])
-            self.space.add_dense_(est, self.mu)
+            self.space.add_dense_(est, self.eps)
             self.phase = "grasp1"
             return
-        hg = {ti: (est[ti] - self._grasp["g0"][ti]) / self.mu for ti in est}
+        hg = {ti: (est[ti] - self._grasp["g0"][ti]) / self.eps for ti in est}
         self.ratios = layer_ratios(self._grasp["theta"], hg, self.density)
         self._end_grasp()
 

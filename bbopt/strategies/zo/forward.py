@@ -2,8 +2,8 @@
 
 One step draws q tangents z_j (Gaussian or Rademacher, regenerated from seeds); the problem
 computes the directional derivative d_j = ∇L·z_j with one jvp (``torch.func.jvp``, falling back to
-``torch.autograd.forward_ad``) and reports each tangent as the pair θ ± h·z_j worth L ± h·d_j, so
-    d_j = (v₊ − v₋) / 2h    (exact: no finite-difference error)
+``torch.autograd.forward_ad``) and reports each tangent as the pair θ ± ε·z_j worth L ± ε·d_j, so
+    d_j = (v₊ − v₋) / 2ε    (exact: no finite-difference error; ε only scales the reported pair)
     θ ← θ − lr·((1/q) Σ_j d_j z_j + wd·θ)     (any seed-based rule: sgd, sign, momentum, torch)
 Unbiased, E‖ĝ‖² = (d + 2)‖∇L‖² for Gaussian z. Costs one jvp (≈ 2 FE: the pair) and +P memory
 for the tangents.
@@ -13,24 +13,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from bbopt.options import integer, positive
 from bbopt.params import ModelParams
 from bbopt.perturbations import Spec, Tangent
 from bbopt.seeding import SeedLike
-from bbopt.strategies.zo.base import _positive, check_int
+from bbopt.strategies.zo.base import check_direction
 from bbopt.strategies.zo.mezo import SeedEstimator
 
 
 class ForwardGradient(SeedEstimator):
     """Forward gradient: jvp directional derivatives along seeded tangents (q per step)."""
 
+    name = "forward-gradient"
+    renamed_options = {"h": "eps", "noise": "direction"}
+
     def __init__(self, space: ModelParams, seed: SeedLike = None, *, lr: float = 1e-3, q: int = 1,
-                 noise: str = "gaussian", h: float = 1e-3, rule: str = "sgd", momentum: float = 0.9,
-                 window: int = 10, torch_optimizer: str = "adam", torch_options: dict | None = None,
+                 direction: str = "gaussian", eps: float = 1e-3, rule: str = "sgd", momentum: float | None = None,
+                 window: int | None = None, torch_optimizer: str | None = None, torch_options: dict | None = None,
                  weight_decay: float = 0.0, clip: float | None = None, schedule: str = "constant",
                  budget: int | None = None):
-        if noise not in ("gaussian", "rademacher"):
-            raise ValueError(f"noise must be 'gaussian' or 'rademacher' for forward gradient, got {noise!r}")
-        self.q, self.noise, self.h = check_int(q, "q"), noise, _positive(h, "h")
+        owner = self.name
+        self.q = integer(q, "q", owner, minimum=1)
+        self.direction = check_direction(direction, owner, ("gaussian", "rademacher"))
+        self.eps = positive(eps, "eps", owner)
         self.fe_per_step = 2 * self.q
         super().__init__(space, seed, lr=lr, weight_decay=weight_decay, clip=clip, schedule=schedule, budget=budget,
                          rule=rule, momentum=momentum, window=window, torch_optimizer=torch_optimizer,
@@ -40,7 +45,7 @@ class ForwardGradient(SeedEstimator):
         specs: list[Spec] = []
         for _ in range(self.q):
             s = self.new_seed()
-            specs += [Tangent(self.step, s, self.h, self.noise), Tangent(self.step, s, -self.h, self.noise)]
+            specs += [Tangent(self.step, s, self.eps, self.direction), Tangent(self.step, s, -self.eps, self.direction)]
         return specs
 
     def _complete(self, specs: list[Spec], values: np.ndarray) -> None:
@@ -50,5 +55,5 @@ class ForwardGradient(SeedEstimator):
             for s in specs[0::2]:
                 assert isinstance(s, Tangent), "a forward-gradient step is Tangent pairs"
                 seeds.append(s.seed)
-            self._seed_update(seeds, (plus - minus) / (2 * self.h))
+            self._seed_update(seeds, (plus - minus) / (2 * self.eps))
         self.step += 1

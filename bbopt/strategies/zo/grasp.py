@@ -1,8 +1,8 @@
 """ZO-GraSP layer densities for sparse CGE (DeepZero, Chen et al. ICLR 2024, after GraSP, Wang et al. 2020).
 
-Prune-at-init score from zeroth-order estimates only: with g₀ = RGE(θ) and g₁ = RGE(θ + μ·g₀)
+Prune-at-init score from zeroth-order estimates only: with g₀ = RGE(θ) and g₁ = RGE(θ + ε·g₀)
 (q one-sided Gaussian directions each, the same directions both times),
-    Hg ≈ (g₁ − g₀)/μ,    score = −θ ⊙ Hg,
+    Hg ≈ (g₁ − g₀)/ε,    score = −θ ⊙ Hg,
 keep the ``density`` fraction of coordinates with the largest |score| over the whole model and
 read off each tensor's kept fraction. Only those per-layer ratios are used: CGE then draws a
 *random* mask inside each tensor at its ratio (the model is not pruned).
@@ -16,9 +16,9 @@ from bbopt.params import ModelParams
 from bbopt.strategies.zo.rules import SeedEstimate, seed_tensor
 
 
-def rge(space: ModelParams, seeds: list[int], clean: float, plus: list[float], mu: float) -> dict[int, torch.Tensor]:
-    """One-sided random gradient estimate (1/q) Σ_j (L_j − L₀)/μ · z_j as dense tensors (+P memory)."""
-    coefs = [(v - clean) / (mu * len(seeds)) for v in plus]
+def rge(space: ModelParams, seeds: list[int], clean: float, plus: list[float], eps: float) -> dict[int, torch.Tensor]:
+    """One-sided random gradient estimate (1/q) Σ_j (L_j − L₀)/ε · z_j as dense tensors (+P memory)."""
+    coefs = [(v - clean) / (eps * len(seeds)) for v in plus]
     est = SeedEstimate(seeds, coefs, "gaussian")
     return {ti: seed_tensor(space, est, ti) for ti in range(len(space.tensors))}
 

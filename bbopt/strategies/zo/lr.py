@@ -1,12 +1,23 @@
 """Likelihood-ratio gradient estimation with activation noise (ULR: Jiang et al., ICLR 2024,
 "One Forward is Enough for Neural Network Training via Likelihood Ratio Method").
 
-One step asks K noisy copies of the step's batch (one replicated forward: K FE). The problem
-adds ε ~ N(0, σ²I) to the outputs of every Linear / Conv layer whose weight is selected (or, with
-``layerwise=True``, to one layer per group of K copies: L·K FE per step, lower variance) and
-returns per-copy losses plus, on the first copy, the sums Σ w·ε·xᵀ/σ² with w = L − b (b: the
-leave-one-out mean loss of the same example's copies; ``antithetic`` pairs ±ε). Then
-    ĝ_W = Σ / (K·B),   θ ← θ − lr·(ĝ + wd·θ)    (rule ``sgd``/``sign``, or ``torch`` for momentum/Adam)
+One step draws q noise samples per example and evaluates the step's batch replicated into
+``copies`` noisy copies in one forward (copies = 2q with ``antithetic`` pairs ±ε, else q; one
+replicated forward = ``copies`` FE). The problem adds ε ~ N(0, eps²·I) to the outputs of every
+Linear / Conv layer whose weight is selected (or, with ``layerwise=True``, to one layer per group
+of copies: L·copies FE per step, lower variance) and returns per-copy losses plus, on the first
+copy, the sums Σ w·ε·xᵀ/eps² with w = L − b. Then
+    ĝ_W = Σ / (copies·B),   θ ← θ − lr·(ĝ + wd·θ)    (rule ``sgd``/``sign``, or ``torch`` for momentum/Adam)
+
+What is unbiased: E[ĝ] = ∇_W E_ε[L(W; ε)], the gradient of the expected loss *with the noise
+injected* (Stein's lemma; it equals the noiseless gradient as eps → 0, and exactly for a loss
+quadratic in the noisy outputs). The baseline b keeps it so:
+- antithetic pairs (the default): w = (L₊ − L₋)/2 for the + copy and its negative for the − copy
+  (the pair is its own baseline: any b shared by a pair cancels exactly);
+- independent copies (``antithetic=False``): b is the mean loss of the example's *other* copies
+  (leave-one-out, independent of the copy's own noise); ``baseline=False`` drops it (w = L).
+(A leave-one-out mean over all copies, antithetic partners included, scales the estimate by
+copies/(copies − 1): the partner's loss is correlated with the copy's noise.)
 Parameters outside those layers (embeddings, norms) get no estimate and stay fixed.
 Evaluation must run in this process (the estimate rides back on the candidate object).
 """
@@ -18,36 +29,43 @@ import warnings
 import numpy as np
 import torch
 
+from bbopt.options import integer, one_of, positive, unused
 from bbopt.params import ModelParams
 from bbopt.perturbations import NoisyCopy, Spec
 from bbopt.seeding import SeedLike
-from bbopt.strategies.zo.base import ZOEstimator, _positive, check_int
+from bbopt.strategies.zo.base import ZOEstimator
 from bbopt.strategies.zo.rules import DenseEstimate
 
 
 class LikelihoodRatio(ZOEstimator):
-    """Likelihood ratio (ULR): activation noise, K noisy copies in one replicated forward."""
+    """Likelihood ratio (ULR): activation noise, q noise samples per example in one replicated forward."""
 
-    def __init__(self, space: ModelParams, seed: SeedLike = None, *, lr: float = 0.1, sigma: float = 0.1,
-                 copies: int = 16, antithetic: bool = True, baseline: bool = True, layerwise: bool = False,
-                 rule: str = "sgd", torch_optimizer: str = "sgd", torch_options: dict | None = None,
+    name = "likelihood-ratio"
+    rules = ("sgd", "sign", "torch")
+    renamed_options = {"sigma": "eps", "copies": "q"}
+
+    def __init__(self, space: ModelParams, seed: SeedLike = None, *, lr: float = 0.1, eps: float = 0.1,
+                 q: int = 8, antithetic: bool = True, baseline: bool | None = None, layerwise: bool = False,
+                 rule: str = "sgd", torch_optimizer: str | None = None, torch_options: dict | None = None,
                  weight_decay: float = 0.0, clip: float | None = None, schedule: str = "constant",
                  budget: int | None = None):
-        if rule == "momentum":
-            raise ValueError("likelihood-ratio estimates are dense: use rule='torch', torch_optimizer='sgd', "
-                             "torch_options={'momentum': 0.9} for momentum")
-        self.sigma = _positive(sigma, "sigma")
-        self.copies = check_int(copies, "copies", low=2 if baseline else 1)
-        if antithetic and self.copies % 2:
-            raise ValueError(f"copies must be even with antithetic=True, got {copies}")
-        self.antithetic, self.baseline, self.layerwise = bool(antithetic), bool(baseline), bool(layerwise)
+        owner = self.name
+        self.eps = positive(eps, "eps", owner)
+        self.antithetic = one_of(antithetic, "antithetic", owner, (True, False))
+        if self.antithetic and baseline is not None:
+            raise unused("baseline", owner, "with antithetic=True (each ± pair is its own baseline)")
+        self.baseline = not self.antithetic and one_of(True if baseline is None else baseline, "baseline", owner,
+                                                        (True, False))
+        self.q = integer(q, "q", owner, minimum=2 if self.baseline else 1)
+        self.copies = 2 * self.q if self.antithetic else self.q
+        self.layerwise = one_of(layerwise, "layerwise", owner, (True, False))
         self.layers = space.noise_layers()
         if not self.layers:
-            raise ValueError("likelihood-ratio: the space selects no Linear/Conv weight or bias to inject noise into")
+            raise ValueError(f"{owner}: the space selects no Linear/Conv weight or bias to inject noise into")
         covered = {i for _, _, w, b in self.layers for i in (w, b) if i is not None}
         missed = [n for i, n in enumerate(space.names) if i not in covered]
         if missed:
-            warnings.warn(f"likelihood-ratio: {len(missed)} selected tensors are not Linear/Conv weights or biases "
+            warnings.warn(f"{owner}: {len(missed)} selected tensors are not Linear/Conv weights or biases "
                           f"and get no estimate (e.g. {missed[:3]})", UserWarning, stacklevel=3)
         self.fe_per_step = self.copies * (len(self.layers) if self.layerwise else 1)
         super().__init__(space, seed, lr=lr, weight_decay=weight_decay, clip=clip, schedule=schedule, budget=budget,
@@ -56,7 +74,7 @@ class LikelihoodRatio(ZOEstimator):
     def _candidates(self) -> list[Spec]:
         seed = self.new_seed()
         layers = range(len(self.layers)) if self.layerwise else [-1]
-        return [NoisyCopy(self.step, seed, k, self.copies, self.sigma, layer, self.antithetic, self.baseline)
+        return [NoisyCopy(self.step, seed, k, self.copies, self.eps, layer, self.antithetic, self.baseline)
                 for layer in layers for k in range(self.copies)]
 
     def _complete(self, specs: list[Spec], values: np.ndarray) -> None:

@@ -2,7 +2,10 @@
 
 For seed-based estimators (MeZO, forward gradient) the log *is* the run: θ_T is θ_0 plus the
 logged updates, each regenerated from its seeds (``mezo``'s ``reconstruct_updates`` idea), so a
-run can be replayed bit for bit from the initial weights, or shipped as a few numbers per step.
+run can be replayed from the initial weights, or shipped as a few numbers per step. The replay is
+bit for bit when the run's perturbations left θ bit-identical (forward gradient; MeZO with
+``exact=True``); with MeZO's default arithmetic ±ε round trip the trained weights also carry that
+round trip's rounding, which the log does not hold: the replay agrees to a few ulps per step.
 Dense estimators (CGE, likelihood ratio) log the estimate's norm instead.
 """
 
@@ -28,21 +31,21 @@ class Trajectory:
         self.norm: list[float] = []
         self.seeds: list[list[int]] = []
         self.coefs: list[list[float]] = []
-        self.noise = "gaussian"
+        self.direction = "gaussian"
 
     def __len__(self) -> int:
         return len(self.steps)
 
     def record(self, step: int, status: str, lr: float, seeds: Any = (), coefs: Any = (), norm: float = np.nan,
-               noise: str | None = None) -> None:
+               direction: str | None = None) -> None:
         self.steps.append(int(step))
         self.status.append(STATUS.index(status))
         self.lr.append(float(lr))
         self.norm.append(float(norm))
         self.seeds.append([int(s) for s in seeds])
         self.coefs.append([float(c) for c in coefs])
-        if noise is not None:
-            self.noise = noise
+        if direction is not None:
+            self.direction = direction
 
     def records(self) -> list[dict]:
         return [{"step": s, "status": STATUS[k], "lr": lr, "seeds": sd, "g": c, "norm": n}
@@ -53,7 +56,7 @@ class Trajectory:
         return {"steps": np.array(self.steps, dtype=np.int64), "status": np.array(self.status, dtype=np.int8),
                 "lr": np.array(self.lr, dtype=float), "norm": np.array(self.norm, dtype=float), "counts": counts,
                 "seeds": np.array([s for ss in self.seeds for s in ss], dtype=np.int64),
-                "coefs": np.array([c for cc in self.coefs for c in cc], dtype=float), "noise": self.noise}
+                "coefs": np.array([c for cc in self.coefs for c in cc], dtype=float), "direction": self.direction}
 
     def load_state_dict(self, state: dict) -> None:
         self.steps = np.asarray(state["steps"]).tolist()
@@ -65,7 +68,7 @@ class Trajectory:
         starts = np.concatenate([[0], ends[:-1]]).astype(int)
         self.seeds = [seeds[a:b] for a, b in zip(starts, ends)]
         self.coefs = [coefs[a:b] for a, b in zip(starts, ends)]
-        self.noise = state["noise"]
+        self.direction = state["direction"]
 
 
 def replay(space: ModelParams, trajectory: Trajectory, rule: Rule, weight_decay: float) -> int:
@@ -76,7 +79,7 @@ def replay(space: ModelParams, trajectory: Trajectory, rule: Rule, weight_decay:
             continue
         if not trajectory.seeds[k]:
             raise ValueError("replay: this trajectory has no seeds (a dense estimator); it cannot be replayed")
-        rule.step(SeedEstimate(trajectory.seeds[k], trajectory.coefs[k], trajectory.noise), trajectory.lr[k],
+        rule.step(SeedEstimate(trajectory.seeds[k], trajectory.coefs[k], trajectory.direction), trajectory.lr[k],
                   weight_decay)
         applied += 1
     return applied

@@ -1,4 +1,6 @@
-"""Learning-rate and ε search for the ZO estimators: a short grid run as a bbopt sweep.
+"""Option grids over whole runs: e.g. the learning rate and ε of a ZO estimator, as a bbopt sweep.
+
+A tool over runs (beside :mod:`bbopt.runner` and :mod:`bbopt.parallel`), not a strategy.
 
 ZO runs live or die by lr (and ε): MeZO's authors tune both on a grid, and users who skip it
 report "no convergence". :func:`search` runs every grid point (× seeds) for a short budget
