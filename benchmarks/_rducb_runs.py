@@ -5,18 +5,28 @@ labelled variant sets one option), so the numbers are what a user gets; the BoTo
 (``_botorch_anchor``, the ``bench`` extra) runs BoTorch's own loop. Regret = best loss −
 optimum (or the best loss itself when the optimum is unknown). Spread: mean ± standard
 error over seeds; ratios are paired by seed. Time per evaluation = the run's time / budget.
+
+Each finished run is kept in ``benchmarks/runs/rducb/`` (ignored by git) under a key made of
+the problem, method, options, budget, seed and a digest of the code it ran (bbopt's BO
+strategies or the anchor), so an interrupted grid resumes where it stopped and a table can
+be rebuilt without rerunning; a code change invalidates the runs it affects.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed
 
 from bbopt import minimize
+from bbopt.optimizer import optimizer_class
 from bbopt.problems import get
 
 #: label -> (registered name, options); "botorch" is the BoTorch anchor, not a bbopt strategy
@@ -31,17 +41,59 @@ METHODS = {
     "TuRBO-1, dimension-scaled prior": ("turbo", {"lengthscale_prior": "dimension-scaled"}),
     "GP-UCB, tied prior": ("gp-ucb", {"lengthscale_prior": "tied"}),
     "GP-UCB, dimension-scaled prior": ("gp-ucb", {"lengthscale_prior": "dimension-scaled"}),
+    "RDUCB, no prior": ("rducb", {"lengthscale_prior": None}),
+    "TuRBO-1, no prior": ("turbo", {"lengthscale_prior": None}),
+    "GP-UCB, no prior": ("gp-ucb", {"lengthscale_prior": None}),
     "CMA-ES (bbopt)": ("cma", {}),
     "nevergrad NGOpt": ("nevergrad", {"optimizer": "NGOpt"}),
     "random search": ("random", {}),
 }
 #: what runs without --methods: every method at its defaults (the prior variants are for the prior study)
 DEFAULT_METHODS = [m for m in METHODS if "prior" not in m]
+CACHE = Path(__file__).resolve().parent / "runs" / "rducb"
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _code_digest(name: str) -> str:
+    """A digest of the source a method runs: the anchor, bbopt's BO package, or nothing
+    (the other strategies are outside this benchmark's scope)."""
+    if name == "botorch":
+        files = [_ROOT / "benchmarks" / "_botorch_anchor.py"]
+    elif name in ("rducb", "turbo", "gp-ucb"):
+        files = sorted((_ROOT / "bbopt" / "strategies" / "bo").glob("*.py"))
+    else:
+        return ""
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+
+
+def _key(problem_spec: dict, method: str, budget: int, seed: int, overrides: dict | None) -> Path:
+    """The cache file of a run; options equal to the strategy's default are left out, so a
+    variant that spells out the default shares the default's runs."""
+    name, options = METHODS[method]
+    options = {**options, **(overrides or {}).get(method, {})}
+    if name != "botorch":
+        defaults = inspect.signature(optimizer_class(name)).parameters
+        options = {k: v for k, v in options.items() if k not in defaults or defaults[k].default != v}
+    text = json.dumps([problem_spec, name, options, budget, seed, _code_digest(name)], sort_keys=True)
+    return CACHE / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.json"
 
 
 def one_run(problem_spec: dict, method: str, budget: int, seed: int, checkpoints: tuple[int, ...],
             overrides: dict | None = None) -> dict:
-    """Run one method on one seed; the regret at each checkpoint and the run's wall/CPU time."""
+    """One method on one seed (from the cache when it ran before): the regret at each checkpoint
+    and the run's wall/CPU time."""
+    path = _key(problem_spec, method, budget, seed, overrides)
+    if path.exists():
+        out = json.loads(path.read_text())
+    else:
+        out = _run(problem_spec, method, budget, seed, overrides)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out))
+    curve = out["curve"]
+    return {**out, "regret": {c: curve[min(c, len(curve)) - 1] for c in checkpoints}}
+
+
+def _run(problem_spec: dict, method: str, budget: int, seed: int, overrides: dict | None) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     spec = dict(problem_spec)
     problem = get(spec.pop("name"), **spec)
@@ -62,8 +114,7 @@ def one_run(problem_spec: dict, method: str, budget: int, seed: int, checkpoints
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     best = np.minimum.accumulate(losses)
     offset = problem.optimum if problem.optimum is not None else 0.0
-    out = {"method": method, "seed": seed, "wall": wall, "cpu": cpu,
-           "regret": {c: float(best[min(c, len(best)) - 1] - offset) for c in checkpoints}}
+    out = {"method": method, "seed": seed, "wall": wall, "cpu": cpu, "curve": [float(b - offset) for b in best]}
     if hasattr(problem, "test_loss") and best_x is not None:
         out["test"] = float(problem.test_loss(best_x))
     return out
