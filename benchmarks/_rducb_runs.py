@@ -3,13 +3,15 @@
 Every bbopt run goes through ``bbopt.minimize`` with the method's registered defaults (a
 labelled variant sets one option), so the numbers are what a user gets; the BoTorch anchor
 (``_botorch_anchor``, the ``bench`` extra) runs BoTorch's own loop. Regret = best loss −
-optimum (or the best loss itself when the optimum is unknown). Spread: mean ± standard
+optimum (or the best loss itself when the optimum is unknown); with observation noise
+(``obs_noise_var`` in the problem spec) the regret is that of the noiseless function at the
+points evaluated. Spread: mean ± standard
 error over seeds; ratios are paired by seed. Time per evaluation = the run's time / budget.
 
 Each finished run is kept in ``benchmarks/runs/rducb/`` (ignored by git) under a key made of
-the problem, method, options, budget, seed and a digest of the code it ran (bbopt's BO
-strategies or the anchor), so an interrupted grid resumes where it stopped and a table can
-be rebuilt without rerunning; a code change invalidates the runs it affects.
+the problem, method, options, budget, seed and a per-method ``VERSION``, so an interrupted
+grid resumes where it stopped and tables are rebuilt without rerunning; bump ``VERSION``
+when a change alters what a method does at given options.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from joblib import Parallel, delayed
 
-from bbopt import minimize
+from bbopt import FunctionProblem, minimize
 from bbopt.optimizer import optimizer_class
 from bbopt.problems import get
 
@@ -44,37 +46,35 @@ METHODS = {
     "RDUCB, no prior": ("rducb", {"lengthscale_prior": None}),
     "TuRBO-1, no prior": ("turbo", {"lengthscale_prior": None}),
     "GP-UCB, no prior": ("gp-ucb", {"lengthscale_prior": None}),
+    "RDUCB, power transform": ("rducb", {"output_transform": "power"}),
+    "TuRBO-1, power transform": ("turbo", {"output_transform": "power"}),
+    "GP-UCB, power transform": ("gp-ucb", {"output_transform": "power"}),
     "CMA-ES (bbopt)": ("cma", {}),
     "nevergrad NGOpt": ("nevergrad", {"optimizer": "NGOpt"}),
     "random search": ("random", {}),
 }
-#: what runs without --methods: every method at its defaults (the prior variants are for the prior study)
-DEFAULT_METHODS = [m for m in METHODS if "prior" not in m]
+#: what runs without --methods: every method at its defaults (the variants are for the prior and transform studies)
+DEFAULT_METHODS = [m for m in METHODS if "," not in m]
 CACHE = Path(__file__).resolve().parent / "runs" / "rducb"
-_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _code_digest(name: str) -> str:
-    """A digest of the source a method runs: the anchor, bbopt's BO package, or nothing
-    (the other strategies are outside this benchmark's scope)."""
-    if name == "botorch":
-        files = [_ROOT / "benchmarks" / "_botorch_anchor.py"]
-    elif name in ("rducb", "turbo", "gp-ucb"):
-        files = sorted((_ROOT / "bbopt" / "strategies" / "bo").glob("*.py"))
-    else:
-        return ""
-    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+#: bumped whenever a method's behaviour at given options changes (stale cached runs then miss)
+VERSION = {"rducb": 1, "turbo": 1, "gp-ucb": 1, "botorch": 1}
+#: options whose *default* values enter the key too, so changing a default moves the default row
+WATCHED = ("lengthscale_prior", "output_transform")
+#: watched options at these values are left out of the key (the behaviour before they existed)
+NEUTRAL = {"output_transform": "standardize"}
 
 
 def _key(problem_spec: dict, method: str, budget: int, seed: int, overrides: dict | None) -> Path:
-    """The cache file of a run; options equal to the strategy's default are left out, so a
-    variant that spells out the default shares the default's runs."""
+    """The cache file of a run: problem, strategy, its explicit options and the current
+    defaults of the WATCHED ones (so a variant that spells out a default shares the default's
+    runs), budget, seed and the method's VERSION."""
     name, options = METHODS[method]
     options = {**options, **(overrides or {}).get(method, {})}
     if name != "botorch":
-        defaults = inspect.signature(optimizer_class(name)).parameters
-        options = {k: v for k, v in options.items() if k not in defaults or defaults[k].default != v}
-    text = json.dumps([problem_spec, name, options, budget, seed, _code_digest(name)], sort_keys=True)
+        params = inspect.signature(optimizer_class(name)).parameters
+        options = {**{k: params[k].default for k in WATCHED if k in params}, **options}
+        options = {k: v for k, v in options.items() if k not in NEUTRAL or NEUTRAL[k] != v}
+    text = json.dumps([problem_spec, name, options, budget, seed, VERSION.get(name, 0)], sort_keys=True)
     return CACHE / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.json"
 
 
@@ -86,17 +86,35 @@ def one_run(problem_spec: dict, method: str, budget: int, seed: int, checkpoints
     if path.exists():
         out = json.loads(path.read_text())
     else:
-        out = _run(problem_spec, method, budget, seed, overrides)
+        out = {**_run(problem_spec, method, budget, seed, overrides), "spec": problem_spec, "budget": budget}
         CACHE.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out))
     curve = out["curve"]
     return {**out, "regret": {c: curve[min(c, len(curve)) - 1] for c in checkpoints}}
 
 
+def noisy(problem, noise_var: float, seed: int) -> tuple[FunctionProblem, list]:
+    """``problem`` observed with Gaussian noise of variance ``noise_var`` (the RDUCB paper's
+    ``fn_noise_var``), and the list its noiseless values are appended to, in evaluation order."""
+    rng = np.random.default_rng([seed, 2023])
+    clean: list[float] = []
+
+    def f(X: np.ndarray) -> np.ndarray:
+        values = problem.evaluate(X)
+        clean.extend(values.tolist())
+        return values + np.sqrt(noise_var) * rng.standard_normal(len(values))
+
+    return FunctionProblem(f, problem.space, vectorized=True, optimum=problem.optimum), clean
+
+
 def _run(problem_spec: dict, method: str, budget: int, seed: int, overrides: dict | None) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     spec = dict(problem_spec)
+    noise_var = spec.pop("obs_noise_var", 0.0)
     problem = get(spec.pop("name"), **spec)
+    clean = None
+    if noise_var:
+        problem, clean = noisy(problem, noise_var, seed)
     name, options = METHODS[method]
     options = {**options, **(overrides or {}).get(method, {})}
     t0, c0 = time.perf_counter(), time.process_time()
@@ -112,7 +130,7 @@ def _run(problem_spec: dict, method: str, budget: int, seed: int, overrides: dic
         losses = np.array([r["loss"] if r["loss"] is not None else np.inf for r in result.history], dtype=float)
         best_x = result.x
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    best = np.minimum.accumulate(losses)
+    best = np.minimum.accumulate(losses if clean is None else np.array(clean))  # regret on the noiseless f
     offset = problem.optimum if problem.optimum is not None else 0.0
     out = {"method": method, "seed": seed, "wall": wall, "cpu": cpu, "curve": [float(b - offset) for b in best]}
     if hasattr(problem, "test_loss") and best_x is not None:
