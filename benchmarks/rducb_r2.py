@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(METHODS))
+    parser.add_argument("--cached", action="store_true",
+                        help="build the table from benchmarks/runs/rducb only (finished and interrupted runs)")
     parser.add_argument("--turbo-candidates", type=int, default=0,
                         help="TuRBO's Thompson-sampling candidates; 0 keeps the default min(100·D, 5000)")
     args = parser.parse_args()
@@ -56,10 +58,12 @@ def main() -> None:
     checkpoints = (100, args.budget)
     for key in args.problems:
         spec, title = PROBLEMS[key]
-        runs = run_grid(spec, args.methods, args.seeds, args.budget, checkpoints, args.jobs, overrides)
+        runs = run_grid(spec, args.methods, args.seeds, args.budget, checkpoints, args.jobs, overrides,
+                        cached_only=args.cached)
         lasso = key == "lasso"
         body = table(header(checkpoints, with_test=lasso), summary_rows(runs, args.methods, args.budget, checkpoints))
-        finals = {m: np.mean([r["regret"][args.budget] for r in runs if r["method"] == m]) for m in args.methods}
+        finals = {m: np.mean(v) for m in args.methods
+                  if (v := [r["regret"][args.budget] for r in runs if r["method"] == m and args.budget in r["regret"]])}
         ranking = ", ".join(f"{m} {v:.4g}" for m, v in sorted(finals.items(), key=lambda kv: kv[1]))
         notes = (f"Seeds {args.seeds}; {args.budget} evaluations; threads pinned to {threads}; --jobs {args.jobs}. "
                  f"Every method at its defaults except {overrides or 'none'}. "
@@ -67,7 +71,7 @@ def main() -> None:
                  f"better). Ranking by mean at the budget: {ranking}.")
         if lasso:
             notes += " " + single_penalty_reference()
-        notes += " " + r4_verdict(runs, args.budget, additive=key in ("st50", "st100"))
+        notes += " " + r4_verdict(runs, checkpoints, additive=key in ("st50", "st100"))
         append(f"R2 — {title}, {args.budget} evaluations", body, notes)
 
 
