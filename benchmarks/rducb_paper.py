@@ -53,7 +53,7 @@ def main() -> None:
     for key in args.problems:
         spec, title, paper_budget = PROBLEMS[key]
         budget = args.budget or paper_budget
-        checkpoints = tuple(sorted({min(100, budget), budget}))
+        checkpoints = tuple(sorted({min(50, budget), min(100, budget), budget}))
         runs = run_grid(spec, args.methods, args.seeds, budget, checkpoints, args.jobs, cached_only=args.cached)
         body = table(header(checkpoints), summary_rows(runs, args.methods, budget, checkpoints))
         finals = {m: np.mean(v) for m in args.methods

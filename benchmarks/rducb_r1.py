@@ -26,7 +26,7 @@ def main() -> None:
                         help="build the table from benchmarks/runs/rducb only (finished and interrupted runs)")
     args = parser.parse_args()
     threads = pin_threads(1)
-    checkpoints = (100, args.budget)
+    checkpoints = (50, 100, args.budget)
     spec = {"name": "styblinski-tang", "dim": 20, "lower": -4.0, "upper": 4.0}
     runs = run_grid(spec, args.methods, args.seeds, args.budget, checkpoints, args.jobs, cached_only=args.cached)
     body = table(header(checkpoints), summary_rows(runs, args.methods, args.budget, checkpoints))

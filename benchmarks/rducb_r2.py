@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = {"TuRBO-1": {"n_candidates": args.turbo_candidates}} if args.turbo_candidates else {}
     threads = pin_threads(1)
-    checkpoints = (100, args.budget)
+    checkpoints = (50, 100, args.budget)
     for key in args.problems:
         spec, title = PROBLEMS[key]
         runs = run_grid(spec, args.methods, args.seeds, args.budget, checkpoints, args.jobs, overrides,
