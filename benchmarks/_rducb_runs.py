@@ -49,6 +49,7 @@ METHODS = {
     "RDUCB, power transform": ("rducb", {"output_transform": "power"}),
     "TuRBO-1, power transform": ("turbo", {"output_transform": "power"}),
     "GP-UCB, power transform": ("gp-ucb", {"output_transform": "power"}),
+    "RDUCB, power transform, noise_var 0.1": ("rducb", {"output_transform": "power", "noise_var": 0.1}),
     "CMA-ES (bbopt)": ("cma", {}),
     "nevergrad NGOpt": ("nevergrad", {"optimizer": "NGOpt"}),
     "random search": ("random", {}),
