@@ -60,8 +60,8 @@ class GPStrategy(Optimizer):
       Hvarfner et al.'s log ℓ ~ N(√2 + log √k, 3), BoTorch's default) or ``None`` (type-II
       maximum likelihood, no prior at all). Both priors also put weak log-normals on the
       variance shares and the noise (``likelihood.Prior``). "tied" stays the default: on R1
-      (Styblinski–Tang 20-D, 200 evaluations, seed 0) RDUCB reached regret 7.95 with it and
-      278.9 with "dimension-scaled" (5-seed mean with "tied": 9.8; benchmarks/RESULTS.md).
+      (Styblinski–Tang 20-D, 200 evaluations, seeds 0, 1) RDUCB reached regret 7.95, 5.78 with
+      it, 278.9, 193.9 with "dimension-scaled" and 186.2, 136.0 with none (benchmarks/RESULTS.md).
     - ``fit_starts`` (1): L-BFGS-B runs per refit, from the best of the warm start, the
       prior's centre and 4 random draws; each runs to convergence, capped at ``fit_evals``
       objective evaluations (500; 0: never refit). ``fit_points``: the most observations a
@@ -71,7 +71,7 @@ class GPStrategy(Optimizer):
     - ``output_transform``: what the GP is fitted to — ``"standardize"`` (the losses
       standardised, the default) or ``"power"`` (HEBO's Box–Cox / Yeo–Johnson warp:
       ``transform_targets``). Measured with RDUCB (R1, R5): Rosenbrock 20-D regret 1.33e4 vs
-      1.38e4 (3 seeds), Styblinski–Tang 20-D 16.8 vs 9.8: no default change.
+      1.38e4 (3 seeds), Styblinski–Tang 20-D 16.8 vs 9.8 (3 and 5 seeds): no default change.
     - ``blas_threads``: BLAS threads while proposing (1; None leaves BLAS alone).
     """
 
