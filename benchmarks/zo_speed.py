@@ -8,7 +8,9 @@ passes over θ), and one step of the plain MeZO loop written outside bbopt
 Per seed the ratio of medians, then mean ± std over seeds; wall and CPU time (``process_time``).
 Also the three noise passes alone (generation and shift, no forward) ÷ forward.
 Models: MiniLM on real tweets (batch 16 is Z5's; all weights, and the bias subset) and the 8×2048
-MLP (batch 64, 1024); ``direction`` gaussian (MeZO's default) and rademacher.
+MLP (batch 64, 1024); ``direction`` gaussian (MeZO's default: 16 random bits per weight looked up
+in a table of normal quantiles, :mod:`bbopt.noise`) and rademacher; "gaussian-randn" rows time the
+generator used before (``torch.randn``) in the same run: the before/after comparison.
 
 Z3 — K perturbations of the load_digits MLP 64-64-10 and CNN (batch 64) evaluated by one
 ``TorchProblem.evaluate`` call in place (K sequential forwards) vs batched: MeZO q = 16 and 32
@@ -97,9 +99,16 @@ def mezo_fns(problem, seed: int, **options) -> dict:
     return {"forward": forward, "step": step, "plain": plain, "noise": noise}
 
 
-Z2_ROWS = [("minilm", 16, "all", "gaussian"), ("minilm", 16, "all", "rademacher"), ("minilm", 32, "all", "gaussian"),
-           ("minilm", 16, "bias", "gaussian"), ("mlp", 64, None, "gaussian"), ("mlp", 64, None, "rademacher"),
-           ("mlp", 1024, None, "gaussian"), ("mlp", 1024, None, "rademacher")]
+Z2_ROWS = [("minilm", 16, "all", "gaussian"), ("minilm", 16, "all", "gaussian-randn"), ("minilm", 16, "all", "rademacher"),
+           ("minilm", 32, "all", "gaussian"), ("minilm", 16, "bias", "gaussian"), ("mlp", 64, None, "gaussian"),
+           ("mlp", 64, None, "gaussian-randn"), ("mlp", 64, None, "rademacher"), ("mlp", 1024, None, "gaussian"),
+           ("mlp", 1024, None, "rademacher")]
+
+
+def randn_noise(problem) -> None:
+    """The Gaussian generator before the quantile table (``torch.randn``), for the before/after rows."""
+    stream = problem.space._noise
+    stream._gaussian_into = lambda z: torch.randn(z.numel(), generator=stream.gen, out=z)
 
 
 def z2(seeds: int, reps: int, only: str | None = None) -> str:
@@ -113,7 +122,9 @@ def z2(seeds: int, reps: int, only: str | None = None) -> str:
         for seed in range(seeds):
             options = {} if subset is None else {"subset": subset}
             problem = build(model, batch, seed, DEVICE, **options)
-            med = interleaved(mezo_fns(problem, seed, direction=direction), reps)
+            if direction == "gaussian-randn":
+                randn_noise(problem)
+            med = interleaved(mezo_fns(problem, seed, direction=direction.removesuffix("-randn")), reps)
             ratio["step/fwd"].append(med["step"][0] / med["forward"][0])
             ratio["step/plain"].append(med["step"][0] / med["plain"][0])
             ratio["noise/fwd"].append(med["noise"][0] / med["forward"][0])
@@ -212,7 +223,10 @@ def main() -> None:
                f"rotating order) per seed; ratio of medians, mean ± std over {args.seeds} seeds. bbopt mezo at its "
                "defaults (ε 1e-3, chunk 2¹⁸, the ±ε round trip in MeZO's arithmetic, the restore folded into the "
                "update: 3 noise passes); plain: benchmarks/_plain_mezo.py (4 passes, torch.manual_seed, z per "
-               "tensor). Bars (MiniLM, batch 16, default gaussian): step ≤ 2.3× forward (limit 2.0), ≤ 1.0× plain.")
+               "tensor, torch.normal). gaussian: bbopt's table-lookup normal (16 random bits per weight); "
+               "gaussian-randn: the same step with bbopt's previous generator (torch.randn), timed in the same run "
+               "(before/after). Bars (MiniLM, batch 16, default gaussian): step ≤ 2.3× forward (limit 2.0), "
+               "≤ 1.0× plain.")
     if "chunks" in parts:
         body = chunks(args.seeds, args.reps)
         append("Z2 — MeZO step ÷ forward by chunk_size and flatten" + where, body,
