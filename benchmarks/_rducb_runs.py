@@ -33,6 +33,8 @@ METHODS = {
     "GP-UCB, dimension-scaled prior": ("gp-ucb", {"lengthscale_prior": "dimension-scaled"}),
     "CMA-ES (bbopt)": ("cma", {}),
     "nevergrad NGOpt": ("nevergrad", {"optimizer": "NGOpt"}),
+    "optuna TPE": ("optuna", {}),
+    "optuna GP": ("optuna", {"sampler": "GPSampler"}),
     "random search": ("random", {}),
 }
 #: what runs without --methods: every method at its defaults (the prior variants are for the prior study)
