@@ -22,7 +22,7 @@ and at the end of a CLI run :meth:`finalize` saves it with the ``metrics`` on th
 Training curves: in a run directory the loop writes :meth:`round_metrics` to ``metrics.jsonl``
 after every step: the step's training loss (the mean mini-batch loss of its candidates — for
 MeZO's pair (L(θ+εz) + L(θ−εz))/2 = L(θ) + O(ε²) — or L(θ) itself for tangents), and every
-``eval_every`` evaluations the ``metrics`` on every eval set but ``test`` (kept for the end).
+``dev_every`` evaluations the ``metrics`` on every eval set but ``test`` (kept for the end).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class TorchProblem(Problem):
                  batch_params: int = 1_000_000, max_copies: int | None = None, feature_reuse: bool = True,
                  jvp: str = "func", optimum: float | None = None, chunk_size: int = DEFAULT_CHUNK, exact: bool = False,
                  eval_sets: dict[str, Any] | None = None, metrics: dict[str, Callable] | None = None,
-                 eval_every: int = 1000, name: str | None = None):
+                 dev_every: int = 1000, name: str | None = None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"TorchProblem: model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss):
@@ -90,7 +90,7 @@ class TorchProblem(Problem):
         self.name = name or type(model).__name__
         self.eval_sets = dict(eval_sets or {})
         self.metrics = dict(metrics or {})
-        self.eval_every = integer(eval_every, "eval_every", "TorchProblem", minimum=0)
+        self.dev_every = integer(dev_every, "dev_every", "TorchProblem", minimum=0)
         self._step_losses: list[float] = []
         sequential = self.model if isinstance(self.model, torch.nn.Sequential) else None
         self._reuse = SequentialReuse(sequential, space) if feature_reuse and sequential is not None else None
@@ -200,7 +200,7 @@ class TorchProblem(Problem):
         losses = losses[np.isfinite(losses)]
         out = {"train_loss": float(losses.mean())} if losses.size else {}
         before = info.n_evals - len(info.batch)
-        if self.eval_every and info.n_evals // self.eval_every > before // self.eval_every:
+        if self.dev_every and info.n_evals // self.dev_every > before // self.dev_every:
             out.update(self.scores(exclude=("test",)))
         return out or None
 

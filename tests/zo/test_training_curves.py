@@ -12,7 +12,7 @@ from bbopt.results import METRICS, RunDir, read_history
 
 
 def train(run_dir=None, optimizer="mezo", budget=120, **options):
-    problem = get("zo-digits-mlp", seed=0, eval_every=40)
+    problem = get("zo-digits-mlp", seed=0, dev_every=40)
     return minimize(problem, optimizer, budget, seed=0, options={"lr": 0.003, "eps": 1e-3, **options},
                     run_dir=run_dir, progress=False, record_x=False)
 
@@ -51,7 +51,7 @@ def test_resume_drops_metrics_of_rounds_that_run_again(tmp_path):
 
 def test_plot_draws_training_curves_for_training_runs_and_best_so_far_otherwise(tmp_path):
     for seed in (0, 1):
-        minimize(get("zo-digits-mlp", seed=seed, eval_every=20), "mezo", 40, seed=seed,
+        minimize(get("zo-digits-mlp", seed=seed, dev_every=20), "mezo", 40, seed=seed,
                  run_dir=tmp_path / f"mezo-{seed}", progress=False)
     out = plot_runs([tmp_path / "mezo-0", tmp_path / "mezo-1"])
     assert out == tmp_path / "mezo-0" / "training.png" and out.read_bytes()[:4] == b"\x89PNG"
