@@ -44,9 +44,10 @@ def sampler_names() -> list[str]:
 
 
 class Optuna(Optimizer):
-    """An optuna sampler (``sampler``: a class name from ``optuna.samplers``; further keyword
-    options go to its constructor, e.g. ``n_startup_trials=10``, ``multivariate=True``). Options:
+    """Any optuna sampler by name, over a Box or a Choice. Options:
 
+    - ``sampler``: a class name from ``optuna.samplers`` (``"TPESampler"``); further keyword
+      options go to its constructor, e.g. ``n_startup_trials=10``, ``multivariate=True``.
     - ``popsize``: trials asked per ``ask()`` when no ``n`` is given (1); they stay running
       together, which samplers such as TPE (``constant_liar``) know how to handle.
     - ``x0``: a point of the Box enqueued as the first trial (Box spaces only).
