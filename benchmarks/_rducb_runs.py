@@ -96,7 +96,7 @@ def summary_rows(runs: list[dict], methods: list[str], budget: int, checkpoints:
         mine = sorted((r for r in runs if r["method"] == method), key=lambda r: r["seed"])
         row = [method] + [mean_se([r["regret"][c] for r in mine]) for c in checkpoints]
         row.append(", ".join(f"{r['regret'][budget]:.4g}" for r in mine))
-        ratios = [ref[r["seed"]] / r["regret"][budget] for r in mine if r["regret"][budget] > 0]
+        ratios = [ref[r["seed"]] / r["regret"][budget] for r in mine if r["seed"] in ref and r["regret"][budget] > 0]
         row.append(f"{statistics.mean(ratios):.3f}" if ratios and method != reference else "—")
         if any("test" in r for r in runs):
             row.append(mean_se([r["test"] for r in mine]) if "test" in mine[0] else "—")
