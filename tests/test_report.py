@@ -95,3 +95,20 @@ def test_to_pandas_without_pandas_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(ImportError, match="pip install pandas"):
         result.to_pandas()
+
+
+def test_training_metrics_are_shown_smoothed_and_latest(tmp_path, capsys):
+    minimize(lambda x: float(np.sum(x ** 2)), "random", 5, space=Box(-1, 1, dim=2), seed=0, run_dir=tmp_path,
+             progress=False)
+    with open(tmp_path / "metrics.jsonl", "w") as fh:
+        for step in range(1, 101):
+            line = {"eval": 2 * step, "round": step - 1, "time": 0.1 * step, "train_loss": float(step)}
+            if step % 30 == 0:
+                line["dev/accuracy"] = step / 100
+            fh.write(json.dumps(line) + "\n")
+    metrics = read_run(tmp_path)["metrics"]
+    assert metrics == {"train_loss": (np.mean(np.arange(51, 101)), 200), "dev/accuracy": (0.9, 180)}
+    assert main(["show", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "dev/accuracy = 0.9   (metrics.jsonl, evaluation 180)" in text
+    assert "train_loss = 75.5   (metrics.jsonl, evaluation 200, mean of the last 50 steps)" in text
