@@ -38,7 +38,8 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     """What a run directory says about its run (raises ConfigError if it is not one)."""
     path = Path(run_dir)
     if not (path / HISTORY).exists() and not (path / CONFIG_FILE).exists():
-        raise ConfigError("run_dir", f"{path} is not a bbopt run directory (no {CONFIG_FILE} or {HISTORY})")
+        hint = f"; it is a sweep directory: bbopt compare {path}" if (path / "summary.jsonl").exists() else ""
+        raise ConfigError("run_dir", f"{path} is not a bbopt run directory (no {CONFIG_FILE} or {HISTORY}){hint}")
     config = _load(path / CONFIG_FILE) or _load(path / "run.json") or {}
     result = _load(path / RESULT)
     records = read_history(path / HISTORY)

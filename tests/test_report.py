@@ -64,7 +64,7 @@ def test_compare_tabulates_a_sweep(tmp_path, capsys):
                                      "budget": 30, "grid": {"seed": [0, 1]}}))
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "s")]) == 0
     text = capsys.readouterr().out
-    assert "2 runs, 0 failed" in text and f"bbopt compare {tmp_path / 's'}" in text
+    assert "2 runs, 0 failed" in text and f"bbopt compare {tmp_path / 's'}" in text and "best: run 000" in text
     assert main(["compare", str(tmp_path / "s"), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["run"], r["seed"], r["evals"], r["stop"]) for r in rows] == [("0000-seed=0", 0, 30, "budget"),
@@ -76,6 +76,8 @@ def test_compare_tabulates_a_sweep(tmp_path, capsys):
     assert header.split() == ["run", "problem", "optimizer", "seed", "evals", "failed", "best", "best_eval", "stop",
                               "seconds"]
     assert len(lines) == 2 and lines[0].startswith("0000-seed=0  sphere")
+    assert main(["show", str(tmp_path / "s")]) == 2
+    assert f"it is a sweep directory: bbopt compare {tmp_path / 's'}" in capsys.readouterr().err
 
 
 def test_to_pandas():
