@@ -27,7 +27,7 @@ SCORE_FILES: dict[str, Any] = {
 }
 #: outputs worth pointing at, in the order they are listed
 OUTPUT_FILES = ("merged.safetensors", "model.safetensors", "recipe.yaml", "scores.json", "prompt_report.json",
-                "systems.csv", "sor_summary.json", "metrics.jsonl", "best.png")
+                "systems.csv", "sor_summary.json", "metrics.jsonl", "training.png", "best.png")
 MAIN_FILES = (CONFIG_FILE, HISTORY, RESULT, BEST, CHECKPOINT)
 METRICS_FILE = "metrics.jsonl"
 #: the training loss shown is the mean over this many last logged steps (one step's is noisy)
