@@ -92,8 +92,9 @@ def summary_text(info: dict[str, Any], source: str | None = None) -> str:
     run_dir = info["run_dir"]
     state = f"stopped on {info['stop_reason']}" if info["finished"] else "not finished"
     lines = [f"{state} after {info['n_evals']} evaluations ({info['n_failed']} failed) in {_duration(info['elapsed'])}",
-             f"best loss {_num(info['best'])}" + (f" at evaluation {info['best_eval']}" if info["best_eval"] is not None
-                                                 else " (no evaluation succeeded)")]
+             f"{_best_label(info)} {_num(info['best'])}" + (f" at evaluation {info['best_eval']}"
+                                                          if info["best_eval"] is not None
+                                                          else " (no evaluation succeeded)")]
     lines += _score_lines(info)
     lines.append(f"run directory {run_dir}")
     files = [name for name in MAIN_FILES if (run_dir / name).exists()] + [p.name for p in info["outputs"]]
@@ -115,8 +116,8 @@ def show_text(info: dict[str, Any]) -> str:
     lines += ["  " + line for line in yaml.safe_dump(config, sort_keys=False).strip().splitlines()]
     lines += [f"progress: {progress}, {info['n_failed']} failed, {_duration(info['elapsed'])}, "
               + (f"stopped on {info['stop_reason']}" if info["finished"] else "not finished (bbopt resume continues it)"),
-              f"best: {_num(info['best'])}" + (f" at evaluation {info['best_eval']}" if info["best_eval"] is not None
-                                               else "")]
+              f"{_best_label(info)}: {_num(info['best'])}" + (f" at evaluation {info['best_eval']}"
+                                                           if info["best_eval"] is not None else "")]
     if info["best_x"] is not None:
         lines.append(f"best x: {_short_x(info['best_x'])}")
     if info["scores"] or info["metrics"]:
@@ -157,6 +158,11 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
     return "\n".join(lines)
+
+
+def _best_label(info: dict[str, Any]) -> str:
+    """A training run's losses are mini-batch losses of perturbed weights: its scores say more."""
+    return "lowest mini-batch loss of a candidate" if "train_loss" in info["metrics"] else "best loss"
 
 
 def _score_lines(info: dict[str, Any]) -> list[str]:

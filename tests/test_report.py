@@ -114,3 +114,4 @@ def test_training_metrics_are_shown_smoothed_and_latest(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "dev/accuracy = 0.9   (metrics.jsonl, evaluation 180)" in text
     assert "train_loss = 75.5   (metrics.jsonl, evaluation 200, mean of the last 50 steps)" in text
+    assert "lowest mini-batch loss of a candidate: " in text
