@@ -33,6 +33,8 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "zo-minilm-tweets": ("bbopt.problems.text_data:minilm_tweets",
                          "fine-tune MiniLM on tweet sentiment, cosine-anchor prompt (shots=, subset=all|bias|top2)"),
     "sor-poisson": ("bbopt.problems.sor:poisson_problem", "pick SOR's ω per shifted Poisson system (m=, distribution=, solver=)"),
+    "sor-diffusion": ("bbopt.problems.sor:diffusion_problem",
+                      "pick red–black SOR's ω per variable-coefficient diffusion system (m=, contrast=)"),
     "sor-heat": ("bbopt.problems.sor:heat_problem", "pick SSOR-PCG's ω per Crank–Nicolson heat step (nx=, steps=)"),
     "sor-sequence": ("bbopt.problems.sor:SORSequenceProblem", "pick ω over a user stream (stream='module:attr')"),
     "prompt-tuning": ("bbopt.problems.prompt:PromptTuningProblem.from_pretrained",
