@@ -35,6 +35,8 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "sor-poisson": ("bbopt.problems.sor:poisson_problem", "pick SOR's ω per shifted Poisson system (m=, distribution=, solver=)"),
     "sor-diffusion": ("bbopt.problems.sor:diffusion_problem",
                       "pick red–black SOR's ω per variable-coefficient diffusion system (m=, contrast=)"),
+    "pcg-preconditioner": ("bbopt.problems.preconditioners:implicit_diffusion_problem",
+                           "pick CG's preconditioner per implicit diffusion step (m=, tau_range=, cost=work|iterations|time)"),
     "sor-heat": ("bbopt.problems.sor:heat_problem", "pick SSOR-PCG's ω per Crank–Nicolson heat step (nx=, steps=)"),
     "sor-sequence": ("bbopt.problems.sor:SORSequenceProblem", "pick ω over a user stream (stream='module:attr')"),
     "prompt-tuning": ("bbopt.problems.prompt:PromptTuningProblem.from_pretrained",

@@ -188,6 +188,41 @@ class DiffusionStream(Stream):
                 "shift": f"{self.offset:g} + {self.scale:g}·Beta({self.a:g}, {self.b:g})"}
 
 
+class ImplicitDiffusionStream(DiffusionStream):
+    """Implicit time steps of variable-coefficient diffusion: A_t = I + τ_t K_t, K_t the h²-scaled
+    −∇·(κ_t ∇·) of :class:`DiffusionStream` (no reaction term), τ_t = Δt/h² log-uniform in
+    ``tau_range``; context log10 τ_t. Small τ: A is close to I and cheap preconditioners win;
+    large τ: A is a diffusion operator and multigrid wins (the preconditioner choice of S5)."""
+
+    def __init__(self, m: int = 24, seed: int = 0, contrast: float = 100.0,
+                 tau_range: tuple[float, float] = (1e-2, 1e3)):
+        super().__init__(m, seed, contrast)
+        lo, hi = (float(v) for v in tau_range)
+        if not (0 < lo < hi):
+            raise ValueError(f"tau_range must be (low, high) with 0 < low < high, got {tau_range!r}")
+        self.log_tau = (math.log10(lo), math.log10(hi))
+        self.context_range = self.log_tau
+
+    def context(self, t: int) -> float:
+        return float(self._rng(t).uniform(*self.log_tau))
+
+    def instance(self, t: int) -> LinearSystem:
+        rng = self._rng(t)
+        log_tau = float(rng.uniform(*self.log_tau))
+        kappa = self.kappa(rng)
+        while True:
+            b = rng.standard_normal(self.n)
+            if np.linalg.norm(b) <= math.sqrt(self.n):
+                break
+        A = sp.csr_matrix(sp.identity(self.n) + 10.0**log_tau * diffusion_matrix(kappa, 0.0))
+        A.sort_indices()
+        return LinearSystem(A, b, log_tau)
+
+    def describe(self) -> dict:
+        return {"stream": "implicit-diffusion", "m": self.m, "contrast": self.contrast,
+                "tau": f"10^U({self.log_tau[0]:g}, {self.log_tau[1]:g})"}
+
+
 def diffusion_matrix(kappa: np.ndarray, c: float) -> sp.csr_matrix:
     """h²·(−∇·κ∇ + c) by 5-point finite volumes on the grid of ``kappa: (m1, m2)`` (zero boundary)."""
     m1, m2 = kappa.shape
