@@ -29,6 +29,8 @@ from bbopt.merge.perplexity import Perplexity
 from bbopt.options import OptionError
 
 KINDS = ("perplexity", "tasks", "function")
+#: texts are cut to this many tokens unless ``max_length`` says otherwise (or the model takes fewer)
+DEFAULT_MAX_LENGTH = 128
 EXTRAS = {"perplexity": {"batch_size", "max_length"}, "tasks": {"batch_size", "max_length", "text", "label"},
           "function": {"maximize", "kwargs"}}
 
@@ -57,7 +59,8 @@ def fitness_from_config(spec: Any, base: str | Path, what: str = "fitness") -> t
         if not p.is_file():
             raise OptionError(f"{what}.{kind}", f"{what}.{kind}: no such file {p}")
     tokenizer = _tokenizer(base)
-    size = {k: spec[k] for k in ("batch_size", "max_length") if k in spec}
+    size = {"max_length": min(DEFAULT_MAX_LENGTH, _positions(base)), **{k: spec[k] for k in ("batch_size", "max_length")
+                                                                        if k in spec}}
     if kind == "perplexity":
         corpora = {p.stem: [line for line in p.read_text().splitlines() if line.strip()] for p in paths}
         return Perplexity(corpora, tokenizer, **size), None
@@ -78,13 +81,23 @@ def load_function(ref: Any, what: str) -> Any:
     return fn
 
 
+def _positions(base: str | Path) -> int:
+    """The longest input the base model takes (its position embeddings)."""
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(str(base))
+    return int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+               or DEFAULT_MAX_LENGTH)
+
+
 def _tokenizer(base: str | Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(base))
 
 
-def _task(path: Path, tokenizer: Any, text: str, label: str, batch_size: int = 64, max_length: int = 128) -> Task:
+def _task(path: Path, tokenizer: Any, text: str, label: str, batch_size: int = 64,
+          max_length: int = DEFAULT_MAX_LENGTH) -> Task:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     missing = [i for i, r in enumerate(rows) if text not in r or label not in r]
     if missing:

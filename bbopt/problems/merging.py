@@ -277,6 +277,11 @@ class MergeProblem(_MergeBase):
 
         return {n: value(n, t).detach().clone() for n, t in self.merged.module.state_dict().items()}
 
+    def finalize(self, result: Any, run_dir: str | Path) -> dict[str, Path]:
+        """Save the best merge into the run dir (a base given as a folder: into ``merged/``,
+        a Hugging Face folder with ``recipe.yaml`` and ``mergekit.yaml``)."""
+        return self.save(result, Path(run_dir) / "merged" if self.folder is not None else run_dir)
+
     def _write_model(self, x: np.ndarray, tmp: Path, recipe: dict) -> list[str]:
         if self.folder is None:
             return super()._write_model(x, tmp, recipe)
