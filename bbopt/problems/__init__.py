@@ -45,6 +45,8 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "merge-digits": ("bbopt.problems.merging:digits_merge", "merge 3 load_digits MLP experts (genome=, metric=)"),
     "merge-digits-dataflow": ("bbopt.problems.merging:digits_dataflow", "layer-path (DFS) merge of digits MLPs"),
     "merge-minilm": ("bbopt.problems.merging:minilm_merge", "merge MiniLM experts on tweets and BBC news"),
+    "merge-gpt2": ("bbopt.problems.merging:gpt2_merge", "merge GPT-2-style LM experts on tweets and BBC news"),
+    "merge-hf": ("bbopt.problems.merging:hf_merge", "merge local Hugging Face model folders (any fitness)"),
 }
 
 #: public classes importable as ``from bbopt.problems import X`` (loaded lazily)
