@@ -47,7 +47,6 @@ def bbc_task(folder: Path) -> dict:
 def zero_shot_accuracy(problem) -> float:
     """Accuracy of the slot-free model on the test split (the slot columns removed)."""
     from bbopt.problems.prompt import eval_mode
-    from bbopt.problems.verbalizers import mean_pool
 
     split = problem.splits["test"]
     start, n = problem.injector.start, problem.n_prompt
@@ -82,8 +81,8 @@ def main() -> None:
     args = parser.parse_args()
     _report.pin_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure("tweets (B1 setting)", "tweets", 500, 24), measure("tweets (curves' setting)", "tweets", 300, 20),
-                measure("BBC topics, 5-way (held out)", bbc_task(Path(tmp)), 500, 48)]
+        rows = [measure("tweets (the curves' setting)", "tweets", 300, 20),
+                measure("BBC topics, 5-way (held out)", bbc_task(Path(tmp)), 250, 32)]
     body = _report.table(["task", "test n", "max tokens", "zero-shot % (no slots)", "z = 0, pooling text %",
                           "Δ text", "z = 0, pooling all %", "Δ all"], rows)
     notes = ("MiniLM (packaged), cosine verbalizer (scale 20) to the task's anchors, 10 prompt slots after [CLS]; "
