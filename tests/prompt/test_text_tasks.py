@@ -98,6 +98,9 @@ def bad_task(tmp_path, case):
         return {"train": str(path)}, ["reviews.csv", "UTF-8"]
     if case == "no file":
         return {"train": str(tmp_path / "nowhere.csv")}, ["nowhere.csv", "does not exist"]
+    if case == "a folder":
+        (tmp_path / "reviews").mkdir()
+        return {"train": str(tmp_path / "reviews")}, ["reviews", "is a folder"]
     if case == "bad json":
         path = tmp_path / "reviews.jsonl"
         path.write_text('{"review": "ok", "stars": "1"}\n{"review": oops}\n', encoding="utf-8")
@@ -109,7 +112,7 @@ def bad_task(tmp_path, case):
 
 
 CASES = ["missing column", "missing column jsonl", "empty label", "one class only", "fewer than k", "not utf-8",
-         "no file", "bad json", "unknown label in test"]
+         "no file", "a folder", "bad json", "unknown label in test"]
 
 
 @pytest.mark.parametrize("problem", ["prompt-tuning", "zo-text-classification"])
