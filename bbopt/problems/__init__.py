@@ -33,6 +33,9 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "zo-digits-cnn": ("bbopt.problems.zo_workloads:digits_cnn", "train a small load_digits CNN from scratch (channels=)"),
     "zo-minilm-tweets": ("bbopt.problems.text_data:minilm_tweets",
                          "fine-tune MiniLM on tweet sentiment, cosine-anchor prompt (shots=, subset=all|bias|top2)"),
+    "zo-text-classification": ("bbopt.problems.text_data:text_classification",
+                               "fine-tune a local HF encoder / masked / causal LM on a text task from files "
+                               "(model=, task={train, text, label, ...}, verbalizer=cosine|lm)"),
     "sor-poisson": ("bbopt.problems.sor:poisson_problem", "pick SOR's ω per shifted Poisson system (m=, distribution=, solver=)"),
     "sor-diffusion": ("bbopt.problems.sor:diffusion_problem",
                       "pick red–black SOR's ω per variable-coefficient diffusion system (m=, contrast=)"),
