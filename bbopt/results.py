@@ -77,6 +77,10 @@ class History:
     def best_so_far(self) -> np.ndarray:
         return np.array([np.inf if r["best"] is None else r["best"] for r in self.records()], dtype=float)
 
+    def to_pandas(self) -> Any:
+        """One row per evaluation (``eval``, ``id``, ``round``, ``loss``, ``status``, ``best``, ``time``, ...)."""
+        return _pandas().DataFrame.from_records(self.records())
+
 
 @dataclass
 class Result:
@@ -104,6 +108,20 @@ class Result:
             "elapsed": round(self.elapsed, 3),
             **self.extra,
         }
+
+    def to_pandas(self) -> Any:
+        """The history as a DataFrame, with :meth:`summary` in its ``attrs``."""
+        frame = self.history.to_pandas()
+        frame.attrs["summary"] = self.summary()
+        return frame
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("to_pandas() needs pandas: pip install pandas") from None
+    return pandas
 
 
 class RunDir:

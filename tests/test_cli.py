@@ -39,7 +39,7 @@ def test_bad_config_exits_2_with_one_line_naming_the_field(path, tmp_path, capsy
 def test_solve_writes_a_complete_run_directory(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["solve", str(ROOT / "problems" / "quickstart.yaml"), "--out", str(out),
-                 "--set", "budget=300"]) == 0
+                 "--set", "budget=300", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_evals"] == 300
     resolved = yaml.safe_load((out / "config.yaml").read_text())
@@ -50,7 +50,7 @@ def test_solve_writes_a_complete_run_directory(tmp_path, capsys):
 def test_module_attr_objective_with_a_space_from_the_config(tmp_path, capsys):
     cfg = write(tmp_path / "p.yaml", {"problem": {"name": "objectives:Quadratic", "dim": 2},
                                       "optimizer": "cma", "budget": 200, "seed": 1})
-    assert main(["solve", cfg, "--out", str(tmp_path / "r")]) == 0
+    assert main(["solve", cfg, "--out", str(tmp_path / "r"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["fun"] < 1e-3
 
 

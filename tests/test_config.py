@@ -46,7 +46,7 @@ def test_solve_accepts_scientific_notation_in_set(tmp_path, capsys):
                  "--set", "optimizer.sigma0=2e-1", "--set", "budget=2E+2", "--out", str(out)]) == 2
     assert "budget: must be an integer" in capsys.readouterr().err  # 2E+2 is a float, as in YAML 1.2
     assert main(["solve", str(ROOT / "problems" / "quickstart.yaml"), "--set", "target_gap=1e-8",
-                 "--set", "optimizer.sigma0=2e-1", "--set", "budget=200", "--out", str(out)]) == 0
+                 "--set", "optimizer.sigma0=2e-1", "--set", "budget=200", "--out", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_evals"] <= 200
     resolved = yaml.safe_load((out / "config.yaml").read_text())
     assert resolved["target_gap"] == 1e-8 and resolved["optimizer"]["sigma0"] == 0.2

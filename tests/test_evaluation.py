@@ -51,7 +51,7 @@ def test_resume_refuses_n_jobs_for_a_side_effect_problem(tmp_path, capsys):
                                     "optimizer": {"name": "chebcb", "context_range": [0.0, 10.0], "cost_offset": 0},
                                     "budget": 6, "seed": 0}))
     run = tmp_path / "run"
-    assert main(["solve", str(path), "--out", str(run)]) == 0
+    assert main(["solve", str(path), "--out", str(run), "--json"]) == 0
     first = json.loads(capsys.readouterr().out)
     assert main(["resume", str(run), "--set", "n_jobs=2", "--set", "budget=8"]) == 2
     assert capsys.readouterr().err.startswith("bbopt: error: n_jobs: must be 1 for SORSequenceProblem")

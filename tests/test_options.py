@@ -112,7 +112,7 @@ def test_class_level_recommendations_reach_minimize_the_resolved_config_and_bbop
                                     "optimizer": {"name": "block", "inner_options": {"popsize": 4}},
                                     "budget": 16, "seed": 0}))
     assert main(["solve", str(path), "--set", "optimizer.inner_options.sigma0=1e-1",
-                 "--out", str(tmp_path / "run")]) == 0
+                 "--out", str(tmp_path / "run"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_evals"] == 16
     resolved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert resolved["optimizer"] == {"name": "block", "n_blocks": 2, "inner_options": {"sigma0": 0.1, "popsize": 4}}

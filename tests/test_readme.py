@@ -23,6 +23,8 @@ def test_cli_quickstart_line_runs(tmp_path, monkeypatch, capsys):
     line = next(x for x in README.splitlines() if x.startswith("bbopt solve problems/quickstart.yaml"))
     args = shlex.split(line)[1:]
     assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    assert "after 2000 evaluations (0 failed)" in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "run-json"), "--json"]) == 0
     assert '"n_evals": 2000' in capsys.readouterr().out
 
 
