@@ -152,7 +152,7 @@ class PromptTuningProblem(Problem):
         z, source = self.tracker.selected(None if result is None else getattr(result, "x", None))
         if z is None:
             z, source = np.zeros(self.space.dim), "zero prompt (nothing evaluated)"
-        report = {"selected": source, "n_calls": self.tracker.n_calls,
+        report: dict[str, Any] = {"selected": source, "n_calls": self.tracker.n_calls,
                   "scores": {name: self.score(z, name) for name in self.splits},
                   "dev_history": self.tracker.history(), "settings": self.describe()}
         if run_dir is not None:
