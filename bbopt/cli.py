@@ -62,9 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--json", action="store_true", help="one JSON line per run instead of the table")
 
-    p = sub.add_parser("plot", help="best-so-far curves of runs as a PNG")
+    p = sub.add_parser("plot", help="curves of runs as a PNG: training loss and dev metrics for runs "
+                                    "that train (metrics.jsonl), else best so far")
     p.add_argument("run_dirs", nargs="+")
-    p.add_argument("-o", "--output", help="PNG path (default: best.png in the first run directory)")
+    p.add_argument("-o", "--output", help="PNG path (default: training.png or best.png in the first run directory)")
     p.add_argument("--logy", action="store_true", help="log scale for the loss (gap to the optimum if known)")
     return parser
 

@@ -279,6 +279,7 @@ OPTIMIZERS: dict[str, str] = {
     "random": "bbopt.strategies.random:RandomSearch",
     "cma": "bbopt.strategies.cma:CMA",
     "nevergrad": "bbopt.strategies.nevergrad:Nevergrad",
+    "optuna": "bbopt.strategies.optuna:Optuna",
     "rducb": "bbopt.strategies.bo.rducb:RDUCB",
     "gp-ucb": "bbopt.strategies.bo.gp_ucb:GPUCB",
     "turbo": "bbopt.strategies.bo.turbo:TuRBO",
