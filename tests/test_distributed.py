@@ -52,8 +52,8 @@ def test_sweep_on_a_scheduler_and_two_worker_processes_survives_a_killed_worker(
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
         out = tmp_path / "dask"
-        sweep = subprocess.Popen([sys.executable, "-m", "bbopt.cli", "sweep", str(SWEEP), "--out", str(out),
-                                  "--backend", "dask", "--scheduler", address, "--json", *SMALL],
+        sweep = subprocess.Popen([sys.executable, "-m", "bbopt.cli", "sweep", str(SWEEP), "--json", "--out", str(out),
+                                  "--backend", "dask", "--scheduler", address, *SMALL],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         deadline = time.time() + 120
         while not rows_of(out) and time.time() < deadline and sweep.poll() is None:
