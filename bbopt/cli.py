@@ -135,6 +135,10 @@ def _sweep(args: argparse.Namespace) -> int:
         columns = ("run", "status", "fun", "n_evals", "n_failed", "stop_reason", "elapsed")
         print(table([{c: row.get(c) for c in columns} for row in rows]))
         print(f"{len(rows)} runs, {len(failed)} failed, in {out} (summary.csv, summary.jsonl, one directory per run)")
+        finished = [row for row in rows if row.get("fun") is not None]
+        if finished:
+            best = min(finished, key=lambda row: row["fun"])
+            print(f"best: run {best['run']}, loss {best['fun']:.6g}")
         print(f"compare: bbopt compare {out}\nplot:    bbopt plot {out}\n"
               f"rerun the same command to resume unfinished runs")
     for row in failed:

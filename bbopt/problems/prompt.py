@@ -147,17 +147,21 @@ class PromptTuningProblem(Problem):
         return {"loss": float(loss[0]), "accuracy": float(acc[0]), "n": len(self.splits[split])}
 
     def finalize(self, result: Any = None, run_dir: str | Path | None = None) -> dict:
-        """Score the best-dev prompt (else the run's best) on every split; write ``prompt_report.json``."""
+        """Score the best-dev prompt (else the run's best) on every split; write ``prompt_report.json``
+        and, like the ZO fine-tuning problems, ``scores.json`` (``{"test/accuracy": …, …}``)."""
         z, source = self.tracker.selected(None if result is None else getattr(result, "x", None))
         if z is None:
             z, source = np.zeros(self.space.dim), "zero prompt (nothing evaluated)"
-        report = {"selected": source, "n_calls": self.tracker.n_calls,
+        report: dict[str, Any] = {"selected": source, "n_calls": self.tracker.n_calls,
                   "scores": {name: self.score(z, name) for name in self.splits},
                   "dev_history": self.tracker.history(), "settings": self.describe()}
         if run_dir is not None:
             from bbopt.serialize import write_json_atomic
 
             write_json_atomic(Path(run_dir) / "prompt_report.json", report)
+            write_json_atomic(Path(run_dir) / "scores.json", {f"{split}/{metric}": value
+                                                              for split, row in report["scores"].items()
+                                                              for metric, value in row.items() if metric != "n"})
         return report
 
     def state_dict(self) -> dict:
