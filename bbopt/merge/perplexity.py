@@ -6,7 +6,9 @@ tokens ≤ t, summed over all predicted tokens of the corpus and divided by thei
 (so a long text weighs more than a short one, as in the usual corpus perplexity).
 Batches are right-padded; padding is masked out of the attention and of the loss, so a
 text's score does not depend on its batch. The loss is the mean over corpora of their
-mean NLL (perplexity = exp of it); racing scores the leading ``fraction`` of each corpus.
+mean NLL; ``scores`` reports it, its exponential (``perplexity``: the geometric mean of the
+corpora's perplexities) and the arithmetic mean of the corpora's perplexities
+(``mean_perplexity``). Racing scores the leading ``fraction`` of each corpus.
 """
 
 from __future__ import annotations
@@ -84,8 +86,9 @@ class Perplexity:
         for name in self.ids:
             total, count = self.nll(model, self.ids[name])
             per[name] = {"nll": total / count, "perplexity": math.exp(total / count), "tokens": count}
-        return {"nll": sum(v["nll"] for v in per.values()) / len(per),
-                "perplexity": sum(v["perplexity"] for v in per.values()) / len(per), "corpora": per}
+        nll = sum(v["nll"] for v in per.values()) / len(per)
+        return {"nll": nll, "perplexity": math.exp(nll),
+                "mean_perplexity": sum(v["perplexity"] for v in per.values()) / len(per), "corpora": per}
 
 
 def _logits(out: Any) -> torch.Tensor:
