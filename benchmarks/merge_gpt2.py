@@ -7,7 +7,7 @@ reports the held-out test texts. Rows: base, each expert, uniform soup, the task
 layer × per expert genome for each search seed. The best CMA-ES merge is saved as a Hugging
 Face folder and reloaded with ``from_pretrained`` to check it scores the same.
 
-    python benchmarks/merge_gpt2.py [--budget 100] [--search-seeds 3]
+    python benchmarks/merge_gpt2.py [--budget 150] [--search-seeds 3] [--average nll|perplexity]
 
 Bar (M5): for every search seed, the evolved recipe's mean test perplexity over both corpora
 ≤ the best baseline's (read both as the arithmetic mean of the two perplexities and as
@@ -42,12 +42,14 @@ def _row(name: str, r: B.BaselineResult, seconds: float) -> list:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--budget", type=int, default=100)
+    ap.add_argument("--budget", type=int, default=150)
     ap.add_argument("--search-seeds", type=int, default=3)
+    ap.add_argument("--average", choices=["nll", "perplexity"], default="nll",
+                    help="the fitness averages the corpora's NLLs or their perplexities")
     args = ap.parse_args()
     pin_threads(1)
     t0 = time.time()
-    p = get("merge-gpt2", seed=0)
+    p = get("merge-gpt2", seed=0, average=args.average)
     built = time.time() - t0
     rows, results = [], {}
 
@@ -84,7 +86,9 @@ def main() -> None:
     reloaded = p.test.scores(AutoModelForCausalLM.from_pretrained(saved["model"]).eval())
     sizes = " / ".join(f"{n} {len(v)}" for n, v in p.fitness.ids.items())
     tests = " / ".join(f"{n} {len(v)}" for n, v in p.test.ids.items())
-    notes = (f"Workload seed 0 (built in {built:.0f} s, or read from the cache), {args.search_seeds} CMA-ES seeds × "
+    notes = (f"Fitness averages the corpora's {'NLLs' if args.average == 'nll' else 'perplexities'} "
+             f"(--average {args.average}). Workload seed 0 (built or read from the cache in {built:.0f} s), "
+             f"{args.search_seeds} CMA-ES seeds × "
              f"{args.budget} evaluations (σ₀ 0.2 from every weight 0.5); baselines select on the fitness texts "
              f"({sizes} texts, ≤ 64 tokens each) and report the test texts ({tests}); perplexity = exp(token-"
              f"weighted mean NLL) per corpus; torch threads 1; {time.time() - t0:.0f} "
@@ -92,7 +96,8 @@ def main() -> None:
              f"Best CMA-ES merge saved as "
              f"a Hugging Face folder and reloaded with from_pretrained: mean test perplexity "
              f"{reloaded['mean_perplexity']:.4f} vs {best.test['mean_perplexity']:.4f} before saving.")
-    append(f"M5 — causal-LM merge (GPT-2-style, tweets + BBC News), {args.budget} evaluations",
+    append(f"M5 — causal-LM merge (GPT-2-style, tweets + BBC News), {args.budget} evaluations, fitness averages "
+           f"{'NLLs' if args.average == 'nll' else 'perplexities'}",
            table(["method", "fitness evals", "tweets test ppl", "BBC test ppl", "mean test ppl",
                   "exp(mean test NLL)", "exp(mean fitness NLL)", "seconds"], rows), notes)
 

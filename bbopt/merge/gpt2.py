@@ -146,10 +146,10 @@ def _save(model: Any, tokenizer: Any, path: Path) -> None:
     tokenizer.save_pretrained(str(path))
 
 
-def perplexity_fitness(w: GPT2Workload, split: str = "fitness", batch_size: int = 16,
-                       max_length: int = 64) -> Perplexity:
+def perplexity_fitness(w: GPT2Workload, split: str = "fitness", batch_size: int = 16, max_length: int = 64,
+                       average: str = "nll") -> Perplexity:
     """The perplexity fitness (or test score) on both corpora's ``split`` texts."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(w.base))
-    return Perplexity(getattr(w, split), tokenizer, batch_size=batch_size, max_length=max_length)
+    return Perplexity(getattr(w, split), tokenizer, batch_size=batch_size, max_length=max_length, average=average)

@@ -20,17 +20,24 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bbopt.options import integer
+from bbopt.options import integer, one_of
+
+#: what the loss averages over the corpora: their mean NLLs, or their perplexities
+AVERAGES = ("nll", "perplexity")
 
 
 class Perplexity:
     """``corpora``: texts, or ``{name: texts}``; ``tokenizer``: a Hugging Face tokenizer (or
-    any callable returning ``{"input_ids": [[...], ...]}``). ``batch_size`` texts per forward."""
+    any callable returning ``{"input_ids": [[...], ...]}``). ``batch_size`` texts per forward.
+    ``average``: the loss is the mean over corpora of their NLLs (``"nll"``, nats: every corpus's
+    relative improvement counts alike) or of their perplexities (``"perplexity"``: the corpus with
+    the highest perplexity dominates)."""
 
     racing = True
 
     def __init__(self, corpora: Sequence[str] | Mapping[str, Sequence[str]], tokenizer: Any, batch_size: int = 8,
-                 max_length: int = 128):
+                 max_length: int = 128, average: str = "nll"):
+        self.average = one_of(average, "average", "Perplexity", AVERAGES)
         self.batch_size = integer(batch_size, "batch_size", "Perplexity", minimum=1)
         self.max_length = integer(max_length, "max_length", "Perplexity", minimum=2)
         if not isinstance(corpora, Mapping):
@@ -74,11 +81,11 @@ class Perplexity:
         return total, count
 
     def loss(self, model: torch.nn.Module, fraction: float = 1.0) -> float:
-        """Mean over corpora of the token-weighted mean NLL."""
+        """Mean over corpora of the token-weighted mean NLL (or of its exponential)."""
         means = []
         for name in self.ids:
             total, count = self.nll(model, self.part(name, fraction))
-            means.append(total / count)
+            means.append(total / count if self.average == "nll" else math.exp(total / count))
         return float(sum(means) / len(means))
 
     def scores(self, model: torch.nn.Module) -> dict:

@@ -449,13 +449,15 @@ def hf_merge(base: str, experts: Sequence[str], fitness: Any, test: Any = None, 
 
 def gpt2_merge(seed: int = 0, genome: Any = "per_layer", racing: Any = None, cache_dir: str | None = None,
                dare_masks: str = "common", n_train: int = 1500, n_fitness: int = 32, n_test: int = 200,
-               base_steps: int = 200, expert_steps: int = 100, model_config: dict | None = None) -> MergeProblem:
+               base_steps: int = 200, expert_steps: int = 100, model_config: dict | None = None,
+               average: str = "nll") -> MergeProblem:
     """A small GPT-2-style LM and its experts on tweets and on BBC News (built once as model
-    folders, cached), merged; fitness = mean over both corpora of the held-out token NLL."""
+    folders, cached), merged; fitness = mean over both corpora of the held-out token NLL
+    (``average="perplexity"``: of their perplexities)."""
     from bbopt.merge.gpt2 import gpt2_workload, perplexity_fitness
 
     w = gpt2_workload(seed, cache_dir=cache_dir, n_train=n_train, n_fitness=n_fitness, n_test=n_test,
                       base_steps=base_steps, expert_steps=expert_steps, model_config=model_config)
-    return MergeProblem(w.base, w.experts, perplexity_fitness(w, "fitness"), genome=genome,
-                        test=perplexity_fitness(w, "test"), racing=racing, seed=seed, dare_masks=dare_masks,
+    return MergeProblem(w.base, w.experts, perplexity_fitness(w, "fitness", average=average), genome=genome,
+                        test=perplexity_fitness(w, "test", average=average), racing=racing, seed=seed, dare_masks=dare_masks,
                         expert_names=w.expert_names)
