@@ -72,8 +72,9 @@ def main() -> None:
                                                                options={"x0": p.x0, "sigma0": 0.2}))
     cma = [results[f"CMA-ES, {label}, seed {s}"] for s in range(args.search_seeds)]
     verdicts = []
-    for key, what in (("mean_perplexity", "arithmetic mean of the two corpora's perplexities"),
-                      ("perplexity", "exp(mean NLL), the fitness's own measure")):
+    for key, what in (("mean_perplexity", "arithmetic mean of the two corpora's perplexities (what --average "
+                                           "perplexity minimises)"),
+                      ("perplexity", "exp(mean NLL) (what --average nll minimises)")):
         best_base = min(baselines, key=lambda k: results[k].test[key])
         ref = results[best_base].test[key]
         diffs = np.array([r.test[key] - ref for r in cma])
