@@ -51,7 +51,7 @@ SETTINGS = {
     "diffusion": {"id": "diffusion", "problem": "sor-diffusion", "kw": {},
                   "title": "sor-diffusion 24×24, variable κ (contrast 100), redblack"},
 }
-ANYTIME = ("paper", "50x50", "diffusion")
+ANYTIME = ("paper", "diffusion", "50x50")
 CHECKPOINTS = (50, 100, 200, 400, 1000)
 #: label -> (registered strategy, options)
 LEARNERS = {"exp3": ("exp3", {}), "tsallis-inf": ("tsallis-inf", {}), "igw": ("igw", {}),
