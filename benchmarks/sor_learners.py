@@ -28,11 +28,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # b
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _sor_tables import check, stream_table  # noqa: E402
+from _sor_tables import CACHE, check, stream_table  # noqa: E402
 
 from bbopt import minimize  # noqa: E402
 from bbopt.linsolve import RedBlackSplit  # noqa: E402
@@ -84,6 +85,11 @@ def run_seed(setting: dict, seed: int, T: int, learners: dict, young_steps: int 
     t0 = time.perf_counter()
     costs = stream_table(problem, T, f"{setting['problem']}-s{seed}")
     out = {"table_s": time.perf_counter() - t0, "costs": costs, "check": check(problem, costs, 20, seed)}
+    key = hashlib.sha1(repr((setting["id"], seed, T, young_steps, sorted(learners.items()))).encode()).hexdigest()[:10]
+    cached = CACHE / f"learners-{setting['problem']}-s{seed}-T{T}-{key}.npz"  # --only runs fill it, in parallel
+    if cached.exists():
+        out.update(dict(np.load(cached)))
+        return out
     young = None
     for label, (name, options) in learners.items():
         if options.get("prior") == "young":
@@ -98,6 +104,7 @@ def run_seed(setting: dict, seed: int, T: int, learners: dict, young_steps: int 
                 options = {"context_range": problem.context_range, **options}
         res = minimize(replay, name, T, seed=seed, options=options, progress=False)
         out[label] = res.history.losses()
+    np.savez(cached, **{label: out[label] for label in learners})
     means = costs.mean(axis=0)
     print(f"{setting['id']} seed {seed}: table {out['table_s']:.0f} s (check {out['check'][0]}/{out['check'][1]}), "
           f"best fixed {means.min():.1f}, " + ", ".join(f"{k} {out[k].mean():.1f}" for k in learners), flush=True)
@@ -250,10 +257,11 @@ def main() -> None:
     parser.add_argument("--T", type=int, default=1000)
     parser.add_argument("--T-s2", type=int, default=None, help="--anytime: a shorter stream for S2 (50×50 tables are dear)")
     parser.add_argument("--dry", action="store_true", help="print the table, do not append to RESULTS.md")
+    parser.add_argument("--only", choices=ANYTIME, help="--anytime: run (and cache) one stream's learners, no report")
     args = parser.parse_args()
     pin_threads(1)
     learners = dict(LEARNERS)
-    keys = ANYTIME if args.anytime else (args.setting,)
+    keys = ((args.only,) if args.only else ANYTIME) if args.anytime else (args.setting,)
     all_runs = {}
     for key in keys:
         setting = SETTINGS[key]
@@ -263,6 +271,8 @@ def main() -> None:
         for r in runs:
             r["grid"] = grid
         all_runs[key] = runs
+    if args.only:
+        return
     if args.anytime:
         anytime(all_runs, learners, Path(__file__).resolve().parent / "sor_anytime.png", args.dry)
     else:
