@@ -256,7 +256,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--T", type=int, default=1000)
     parser.add_argument("--T-s2", type=int, default=None, help="--anytime: a shorter stream for S2 (50×50 tables are dear)")
-    parser.add_argument("--seeds-s2", type=int, default=None, help="--anytime: fewer seeds for S2")
+    parser.add_argument("--seeds-s2", default=None, help="--anytime: S2's stream seeds, comma-separated (default: as --seeds)")
     parser.add_argument("--dry", action="store_true", help="print the table, do not append to RESULTS.md")
     parser.add_argument("--only", choices=ANYTIME, help="--anytime: run (and cache) one stream's learners, no report")
     args = parser.parse_args()
@@ -267,8 +267,10 @@ def main() -> None:
     for key in keys:
         setting = SETTINGS[key]
         T = args.T_s2 if (args.anytime and key == "50x50" and args.T_s2) else args.T
-        seeds = args.seeds_s2 if (args.anytime and key == "50x50" and args.seeds_s2) else args.seeds
-        runs = [run_seed(setting, s, T, learners) for s in range(seeds)]
+        seeds = range(args.seeds)
+        if args.anytime and key == "50x50" and args.seeds_s2:
+            seeds = [int(s) for s in args.seeds_s2.split(",")]
+        runs = [run_seed(setting, s, T, learners) for s in seeds]
         grid = make_problem(setting, 0).space.values
         for r in runs:
             r["grid"] = grid
