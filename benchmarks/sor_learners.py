@@ -209,14 +209,13 @@ def anytime(all_runs: dict, learners: dict, png: Path, dry: bool) -> None:
                        f"{at50[worst]:.2f}× ({'≤' if at50[worst] <= 2 else '>'} 2)")
     header = ["stream", "learner", *[f"T = {c}" for c in CHECKPOINTS]]
     body = table(header, rows)
-    runs0 = next(iter(all_runs.values()))
-    notes = (f"Cell: cumulative iterations of the learner over the first T systems ÷ the best fixed ω in hindsight "
-             f"over the same T systems (÷ the instance-optimal grid ω in parentheses), mean over {len(runs0)} seeds. "
-             f"Learners with `+young` pay the 6 Lanczos matvecs of their context on every system. "
-             f"Bar S4 (best contextual ≤ 1.15× best fixed at T = 400 on every stream; no learner > 2× at T = 50): "
+    notes = ("Cell: cumulative iterations of the learner over the first T systems ÷ the best fixed ω in hindsight "
+             "over the same T systems (÷ the instance-optimal grid ω in parentheses), mean over the stream's seeds. "
+             "Learners with `+young` pay the 6 Lanczos matvecs of their context on every system. "
+             "Bar S4 (best contextual ≤ 1.15× best fixed at T = 400 on every stream; no learner > 2× at T = 50): "
              + "; ".join(verdict) + ". Cost tables (`_sor_tables`, the library's kernels on stacked systems; "
              "sampled (system, ω) counts re-solved by the problem's own solver and equal / checked): " + "; ".join(
-                 f"{SETTINGS[k]['id']} T = {r[0]['costs'].shape[0]}, {sum(x['check'][0] for x in r)}/"
+                 f"{SETTINGS[k]['id']} T = {r[0]['costs'].shape[0]}, {len(r)} seeds, {sum(x['check'][0] for x in r)}/"
                  f"{sum(x['check'][1] for x in r)}" for k, r in all_runs.items()) + f". Plot: `benchmarks/{png.name}`.")
     plot(all_runs, learners, png)
     if dry:
