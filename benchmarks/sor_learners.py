@@ -129,7 +129,7 @@ def run_seed(setting: dict, seed: int, T: int, learners: dict, young_steps: int 
     cached = CACHE / f"learners-{setting['problem']}-s{seed}-T{T}-{key}.npz"  # --only runs fill it, in parallel
     if cached.exists():
         out.update(dict(np.load(cached)))
-        return _baselines(out, costs)
+        return _baselines(out, costs, cached)
     young = None
     for label, (name, options) in learners.items():
         if options.get("prior") == "young":
@@ -145,18 +145,21 @@ def run_seed(setting: dict, seed: int, T: int, learners: dict, young_steps: int 
         res = minimize(replay, name, T, seed=seed, options=options, progress=False)
         out[label] = res.history.losses()
     np.savez(cached, **{label: out[label] for label in learners})
-    out = _baselines(out, costs)
+    out = _baselines(out, costs, cached)
     print(f"{setting['id']} seed {seed}: table {out['table_s']:.0f} s (check {out['check'][0]}/{out['check'][1]}), "
           f"best fixed {out['cand'].mean(axis=0).min():.1f}, " + ", ".join(f"{k} {out[k].mean():.1f}" for k in learners),
           flush=True)
     return out
 
 
-def _baselines(out: dict, costs) -> dict:
+def _baselines(out: dict, costs, cached: Path) -> dict:
     """``cand``: columns of the arms that may be the best fixed one; ``inst``: instance-optimal cost per system."""
     if isinstance(costs, LazyCosts):
-        out["cand"], out["inst"] = costs.baselines()
-        out["lazy"] = True
+        path = cached.with_name("baselines-" + cached.name)
+        if not path.exists():
+            np.savez(path, *costs.baselines())
+        saved = np.load(path)
+        out["cand"], out["inst"], out["lazy"] = saved["arr_0"], saved["arr_1"], True
     else:
         out["costs"], out["cand"], out["inst"] = costs, costs, costs.min(axis=1)
     return out
