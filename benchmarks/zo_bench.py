@@ -184,7 +184,7 @@ def main() -> None:
     for method in methods:
         key = f"{method}|extras"
         if key not in cache or (not args.no_memory and cache[key].get("z1") is None):
-            ratio, fe = step_ratio(workload, method, chosen[method])
+            ratio, fe = step_ratio(workload, method, chosen[method], reps=7 if workload == "digits" else 3)
             z1 = None if args.no_memory else memory_ratio(mem_model, method)
             cache[key] = {"z2": ratio, "fe": fe, "z1": z1}
             path.write_text(json.dumps(cache))
@@ -202,7 +202,7 @@ def main() -> None:
              + ". Z1: whole-process peak ÷ inference on the "
              + ("8×2048 MLP, batch 64" if mem_model == "mlp" else "MiniLM, batch 16")
              + " (fresh processes, 2 seeds, the methods' default options); Z2: one step ÷ one forward on this "
-             "workload's batch, interleaved, median of 7. "
+             "workload's batch, interleaved, median of 7 (MiniLM: 3). "
              + "".join(f"Not run: {m} ({why}). " for m, why in skipped.items())
              + f"Plot: `benchmarks/zo_bench_{workload}.png`. Bars (Z6): the best new estimator reaches MeZO's "
              "final test accuracy with ≤ ⅓ of MeZO's FE and ends ≥ MeZO + 2 points at MeZO's budget (paired).")

@@ -107,10 +107,11 @@ class LowRankMomentum(Rule):
                 if n_buf is not None and was is not None and now is not None:
                     self.buffers[ti] = n_buf @ (was[1].T @ now[1]) / was[1].shape[0]
         self.tag = tag
+        dense = _dense_parts(space, estimate, [ti for ti, part in enumerate(parts[0]) if part is None])
         for ti, p in enumerate(space.tensors):
             first = parts[0][ti]
             if first is None:
-                g = space.tensor_delta(estimate.terms(), ti)
+                g = dense[ti].view(p.shape)
             else:
                 g = torch.zeros_like(first[0])
                 for coef, fac in zip(estimate.coefs, parts):
@@ -136,6 +137,20 @@ class LowRankMomentum(Rule):
     def load_state_dict(self, state: dict) -> None:
         self.tag = None if int(state["tag"]) < 0 else int(state["tag"])
         self.buffers = [torch.as_tensor(b).clone() if bool(s) else None for b, s in zip(state["buffers"], state["set"])]
+
+
+def _dense_parts(space: ModelParams, estimate: SeedEstimate, chosen: list[int]) -> dict[int, torch.Tensor]:
+    """Σ_j c_j z_j of the ``chosen`` (0-/1-D) tensors, flat, in one noise pass over the chunks holding them."""
+    out = {ti: torch.zeros(space.tensors[ti].numel(), device=space.device) for ti in chosen}
+    for c, pieces in enumerate(space.layout.pieces):
+        mine = [piece for piece in pieces if piece[0] in out]
+        if not mine:
+            continue
+        for seed, coef, noise in estimate.terms():
+            z = space.delta(seed, noise, c, coef)
+            for ti, a_t, b_t, a_z, b_z in mine:
+                out[ti][a_t:b_t] += z[a_z:b_z]
+    return out
 
 
 def _add_low_rank(p: torch.Tensor, left: torch.Tensor, right: torch.Tensor, alpha: float, chunk: int) -> None:
