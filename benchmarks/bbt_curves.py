@@ -98,12 +98,14 @@ def plot(args: argparse.Namespace) -> None:
         for j, c in enumerate(common):
             rows.append([name, c, len(group), f"{acc[:, j].mean():.1f}", f"{acc[:, j].min():.1f}–{acc[:, j].max():.1f}",
                          " ".join(f"{a:.1f}" for a in acc[:, j])])
-    zero = statistics.mean(r["zero_shot_prompt"] for r in runs) * 100 if runs else float("nan")
-    ax.axhline(zero, color="grey", ls="--", label=f"untuned prompt (z = 0) {zero:.1f}")
-    ax.set_xlabel("calls (forwards over the 32 training tweets)")
+    text = [r["zero_shot_prompt"] for r in runs if r["settings"]["pooling"] == "text"]
+    zero = statistics.mean(text) * 100 if text else float("nan")
+    shots = runs[0]["settings"]["shots"] if runs else 0
+    ax.axhline(zero, color="grey", ls="--", label=f"untuned prompt (z = 0, pooling text) {zero:.1f}")
+    ax.set_xlabel(f"calls (forwards over the {2 * shots} training tweets)")
     ax.set_ylabel("test accuracy % (best-dev prompt)")
     ax.set_xscale("log")
-    ax.set_title("BBT vs BBTv2, MiniLM, 16-shot tweets (mean, band = range over seeds)")
+    ax.set_title(f"BBT vs BBTv2, MiniLM, {shots}-shot tweets (mean, band = range over seeds)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.png, dpi=110)
