@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
 
 def botorch_minimize(problem, budget: int, seed: int, n_init: int = 10, num_restarts: int = 10,
-                     raw_samples: int = 512) -> dict:
+                     raw_samples: int = 512, on_step: Callable[[np.ndarray], None] | None = None) -> dict:
     """Run the anchor on ``problem`` (a bbopt Box problem): the losses in evaluation order, the
     best point ``x`` and the wall / CPU seconds of every model-based iteration (fit +
-    acquisition optimisation)."""
+    acquisition optimisation). ``on_step(losses)`` sees the losses after every iteration (a
+    long run's progress survives an interruption)."""
     import torch
     from botorch.acquisition.logei import qLogExpectedImprovement
     from botorch.fit import fit_gpytorch_mll
@@ -56,6 +58,8 @@ def botorch_minimize(problem, budget: int, seed: int, n_init: int = 10, num_rest
         cpus.append(time.process_time() - c0)
         X = torch.cat([X, candidate.detach()])
         losses = torch.cat([losses, evaluate(candidate)])
+        if on_step is not None:
+            on_step(losses.numpy())
     best = int(torch.argmin(torch.where(torch.isfinite(losses), losses, torch.inf)))
     return {"losses": losses.numpy(), "x": problem.space.from_unit(X[best].numpy()), "iteration_wall": walls,
             "iteration_cpu": cpus}

@@ -20,7 +20,6 @@ import time
 import numpy as np
 
 from bbopt.merge import baselines as B
-from bbopt.merge.fitness import score
 from bbopt.problems import get
 from bbopt.problems.merging import load_merged
 
@@ -81,7 +80,7 @@ def main() -> None:
     saved = p.save(np.array(best_cma.x), args.out or tempfile.mkdtemp(prefix="bbopt-m2-"))
     fresh = copy.deepcopy(p.merged.module)
     fresh.load_state_dict(load_merged(saved["model"]))
-    reloaded = score(fresh, p.test)
+    reloaded = p.test.scores(fresh)
     body = table(["method", "fitness evals", "tweets test acc %", "BBC test acc %", "mean test acc %",
                   "test CE", "fitness CE", "seconds"], rows)
     best_base = max((k for k in results if not k.startswith(("CMA", "random", "expert", "base"))),
@@ -90,8 +89,8 @@ def main() -> None:
     base_acc = np.mean([r.test["accuracy"] for r in results[best_base]]) * 100
     sizes = lambda tasks: " / ".join(f"{t.name} {len(t)}" for t in tasks)  # noqa: E731
     notes = (f"One expert set (workload seed 0), {args.search_seeds} search seeds × {args.budget} evaluations for "
-             f"each search; fitness = mean cross-entropy over both tasks' fitness splits ({sizes(p.fitness)} "
-             f"examples); test: {sizes(p.test)} examples; torch threads 1; {time.time() - t0:.0f} s in all. "
+             f"each search; fitness = mean cross-entropy over both tasks' fitness splits ({sizes(p.fitness.tasks)} "
+             f"examples); test: {sizes(p.test.tasks)} examples; torch threads 1; {time.time() - t0:.0f} s in all. "
              f"Bar (M2): evolved merge ≥ best "
              f"baseline: CMA-ES {cma_acc:.1f}% vs best baseline ({best_base}) {base_acc:.1f}% mean test accuracy. "
              f"Best CMA-ES merge saved to {saved['model']} and reloaded: test accuracy "

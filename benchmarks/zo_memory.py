@@ -11,7 +11,8 @@ not dilute. CPU RSS includes allocator caching, so figures are upper bounds.
 Methods: ``mezo`` (bbopt's defaults), ``mezo-exact`` (``exact=True``: repair lists),
 ``mezo-flatten`` (``flatten=True``), ``mezo-plain`` (a plain MeZO loop written outside bbopt,
 :mod:`benchmarks._plain_mezo`), forward gradient (jvp), likelihood ratio (q = 8 pairs), ZO with a
-torch Adam rule, backprop SGD and Adam. Models: an 8×2048 ReLU MLP (33.6M weights, the pilot's) and
+torch Adam rule, the newer estimators at their defaults (FZOO, HiZOO, LOZO, LOZO-M, SubZero),
+backprop SGD and Adam. Models: an 8×2048 ReLU MLP (33.6M weights, the pilot's) and
 the packaged MiniLM (22.6M) on real tweets.
 
 ``--malloc-tuned`` reruns with ``MALLOC_MMAP_THRESHOLD_=65536`` (large freed blocks go back to the
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._report import append, pin_threads, table  # noqa: E402
 
 METHODS = ("inference", "mezo", "mezo-exact", "mezo-flatten", "mezo-plain", "forward-grad", "ulr", "zo-adam",
-           "bp-sgd", "bp-adam")
+           "fzoo", "hizoo", "lozo", "lozo-m", "subzero", "bp-sgd", "bp-adam")
 SKIP = {("minilm", "ulr")}  # the anchor objective calls the model twice per forward (ULR needs one call)
 BATCHES = {"mlp": (64, 1024), "minilm": (16,)}
 
@@ -99,7 +100,9 @@ def step_fn(method: str, problem):
         return bp
     name, options = {"mezo": ("mezo", {}), "mezo-exact": ("mezo", {}), "mezo-flatten": ("mezo", {}),
                      "forward-grad": ("forward-gradient", {}), "ulr": ("likelihood-ratio", {"q": 8}),
-                     "zo-adam": ("mezo", {"rule": "torch", "torch_optimizer": "adam"})}[method]
+                     "zo-adam": ("mezo", {"rule": "torch", "torch_optimizer": "adam"}),
+                     "fzoo": ("fzoo", {}), "hizoo": ("hizoo", {}), "lozo": ("lozo", {}),
+                     "lozo-m": ("lozo", {"rule": "momentum"}), "subzero": ("subzero", {})}[method]
     zo = make_optimizer(name, problem.space, seed=0, lr=1e-7, **options)
 
     def zo_step():

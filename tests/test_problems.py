@@ -5,7 +5,7 @@ import pytest
 
 import bbopt.problems as problems
 from bbopt import Box, FunctionProblem
-from bbopt.problems.synthetic import StyblinskiTang
+from bbopt.problems.synthetic import Hartmann6, StyblinskiTang
 
 SYNTHETIC_OPTIMA = {
     "sphere": lambda d: np.zeros(d),
@@ -13,17 +13,18 @@ SYNTHETIC_OPTIMA = {
     "rastrigin": lambda d: np.zeros(d),
     "ackley": lambda d: np.zeros(d),
     "styblinski-tang": lambda d: np.full(d, StyblinskiTang.x_star),
+    "hartmann6": lambda d: np.concatenate([Hartmann6.x_star, np.full(d - 6, 0.5)]),
 }
 
 
 @pytest.mark.parametrize("name", sorted(SYNTHETIC_OPTIMA))
 def test_declared_optimum_is_attained_and_is_a_local_minimum(name):
-    problem = problems.get(name, dim=5)
-    x_opt = SYNTHETIC_OPTIMA[name](5)
+    problem = problems.get(name, dim=8)
+    x_opt = SYNTHETIC_OPTIMA[name](8)
     f_opt = problem.evaluate(x_opt[None])[0]
-    assert f_opt == pytest.approx(problem.optimum, abs=1e-9)
+    assert f_opt == pytest.approx(problem.optimum, abs=1e-7)
     rng = np.random.default_rng(0)
-    nearby = x_opt + 1e-3 * rng.standard_normal((50, 5))
+    nearby = x_opt + 1e-3 * rng.standard_normal((50, 8))
     assert (problem.evaluate(nearby) >= problem.optimum - 1e-12).all()
 
 

@@ -50,8 +50,13 @@ class TaskVectors:
         patterns = [re.compile(p) for p in exclude]
         seen: set[int] = set()
         self.names: list[str] = []
+        #: floating tensors ``exclude`` keeps at the base values
+        self.excluded: list[str] = []
         for name, t in base.items():
-            if not ops.is_mergeable(t) or any(p.search(name) for p in patterns):
+            if not ops.is_mergeable(t):
+                continue
+            if any(p.search(name) for p in patterns):
+                self.excluded.append(name)
                 continue
             if t.numel() and t.data_ptr() in seen:
                 continue

@@ -26,6 +26,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "rastrigin": ("bbopt.problems.synthetic:Rastrigin", "multimodal, optimum 0"),
     "ackley": ("bbopt.problems.synthetic:Ackley", "multimodal with a flat outer region, optimum 0"),
     "styblinski-tang": ("bbopt.problems.synthetic:StyblinskiTang", "additive, optimum −39.166·d"),
+    "hartmann6": ("bbopt.problems.synthetic:Hartmann6", "Hartmann-6 on [0, 1]^dim, dims beyond 6 inert, optimum −3.32237"),
     "lasso": ("bbopt.problems.lasso:WeightedLasso", "per-feature Lasso penalties, K-fold CV loss (dataset=, degree=, folds=)"),
     "bbob": ("bbopt.problems.synthetic:BBOB", "COCO BBOB f1–f24 (function=, dim=, instance=)"),
     "zo-digits-mlp": ("bbopt.problems.zo_workloads:digits_mlp", "train a load_digits MLP from scratch (hidden=, loss=)"),
@@ -36,6 +37,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
                                "fine-tune a local HF encoder / masked / causal LM on a text task from files "
                                "(model=, task={train, text, label, ...}, verbalizer=cosine|lm)"),
     "sor-poisson": ("bbopt.problems.sor:poisson_problem", "pick SOR's ω per shifted Poisson system (m=, distribution=, solver=)"),
+    "sor-diffusion": ("bbopt.problems.sor:diffusion_problem",
+                      "pick red–black SOR's ω per variable-coefficient diffusion system (m=, contrast=)"),
+    "pcg-preconditioner": ("bbopt.problems.preconditioners:implicit_diffusion_problem",
+                           "pick CG's preconditioner per implicit diffusion step (m=, tau_range=, cost=work|iterations|time)"),
     "sor-heat": ("bbopt.problems.sor:heat_problem", "pick SSOR-PCG's ω per Crank–Nicolson heat step (nx=, steps=)"),
     "sor-sequence": ("bbopt.problems.sor:SORSequenceProblem", "pick ω over a user stream (stream='module:attr')"),
     "prompt-tuning": ("bbopt.problems.prompt:PromptTuningProblem.from_pretrained",
@@ -43,6 +48,8 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "merge-digits": ("bbopt.problems.merging:digits_merge", "merge 3 load_digits MLP experts (genome=, metric=)"),
     "merge-digits-dataflow": ("bbopt.problems.merging:digits_dataflow", "layer-path (DFS) merge of digits MLPs"),
     "merge-minilm": ("bbopt.problems.merging:minilm_merge", "merge MiniLM experts on tweets and BBC news"),
+    "merge-gpt2": ("bbopt.problems.merging:gpt2_merge", "merge GPT-2-style LM experts on tweets and BBC news"),
+    "merge-hf": ("bbopt.problems.merging:hf_merge", "merge local Hugging Face model folders (any fitness)"),
 }
 
 #: public classes importable as ``from bbopt.problems import X`` (loaded lazily)
@@ -52,6 +59,7 @@ _LAZY = {
     "Rastrigin": "bbopt.problems.synthetic",
     "Ackley": "bbopt.problems.synthetic",
     "StyblinskiTang": "bbopt.problems.synthetic",
+    "Hartmann6": "bbopt.problems.synthetic",
     "WeightedLasso": "bbopt.problems.lasso",
     "BBOB": "bbopt.problems.synthetic",
     "TorchProblem": "bbopt.problems.torch_train",

@@ -138,6 +138,17 @@ class PromptTuningProblem(Problem):
         self.tracker.record(z, loss, self._dev_score)
         return loss
 
+    def round_metrics(self, info: Any) -> dict | None:
+        """A ``metrics.jsonl`` line per population: its mean training loss and, when a dev check
+        ran in this round, the dev accuracy and loss of the best-training prompt it scored."""
+        losses = np.asarray(info.outcomes.losses, dtype=float)
+        losses = losses[np.isfinite(losses)]
+        out = {"train_loss": float(losses.mean())} if losses.size else {}
+        log = self.tracker.log
+        if log and log[-1][0] > self.tracker.n_calls - len(info.batch):
+            out.update({"dev/accuracy": log[-1][2], "dev/loss": log[-1][3]})
+        return out or None
+
     def score(self, z: Any = None, split: str = "test") -> dict:
         """Loss and accuracy of one candidate (default z = 0, the untuned prompt) on a split."""
         if split not in self.splits:
@@ -152,7 +163,7 @@ class PromptTuningProblem(Problem):
         z, source = self.tracker.selected(None if result is None else getattr(result, "x", None))
         if z is None:
             z, source = np.zeros(self.space.dim), "zero prompt (nothing evaluated)"
-        report = {"selected": source, "n_calls": self.tracker.n_calls,
+        report: dict[str, Any] = {"selected": source, "n_calls": self.tracker.n_calls,
                   "scores": {name: self.score(z, name) for name in self.splits},
                   "dev_history": self.tracker.history(), "settings": self.describe()}
         if run_dir is not None:

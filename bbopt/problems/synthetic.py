@@ -98,6 +98,29 @@ class StyblinskiTang(Synthetic):
         return 0.5 * np.sum(x**4 - 16.0 * x**2 + 5.0 * x, axis=1)
 
 
+class Hartmann6(Synthetic):
+    """Hartmann-6 on [0, 1]^dim: the 6-D function of the first six variables, the other
+    dim − 6 are inert (the RDUCB paper's "Hartmann-6 in 20-D": 14 dummy variables); optimum
+    −3.32237 at (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573, 0, …)."""
+
+    optimum = -3.3223680114155147
+    default_bounds = (0.0, 1.0)
+    x_star = np.array([0.20168952, 0.15001069, 0.47687398, 0.27533243, 0.31165162, 0.65730054])
+    alpha = np.array([1.0, 1.2, 3.0, 3.2])
+    A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
+                  [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]], dtype=float)
+    P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
+                         [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]], dtype=float)
+
+    def __init__(self, dim: int = 6, lower: float | None = None, upper: float | None = None):
+        integer(dim, "dim", "hartmann6", minimum=6)
+        super().__init__(dim, lower, upper)
+
+    def function(self, x: np.ndarray) -> np.ndarray:
+        inner = np.einsum("kj,nkj->nk", self.A, (x[:, None, :6] - self.P[None]) ** 2)
+        return -np.exp(-inner) @ self.alpha
+
+
 class BBOB(Problem):
     """BBOB function ``function`` (1–24) of the COCO suite, one instance, on [−5, 5]^dim.
 

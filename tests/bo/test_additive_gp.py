@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from bbopt.strategies.bo.additive_gp import AdditiveGP, standardize
+from bbopt.strategies.bo.additive_gp import AdditiveGP, standardize, transform_targets
 from bbopt.strategies.bo.decomposition import Decomposition
 from bbopt.strategies.bo.kernels import Hyper
 from bbopt.strategies.bo.likelihood import neg_log_likelihood
@@ -119,3 +119,15 @@ def test_pathwise_draws_cost_memory_linear_in_the_candidates():
     tracemalloc.stop()
     assert draws.shape == (2, 20_000) and np.isfinite(draws).all()
     assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_power_transform_keeps_the_order_and_spreads_the_low_losses():
+    """One huge loss squeezes the rest together once standardised; the Yeo–Johnson warp
+    keeps the ranking and gives the small losses back most of the unit spread."""
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 1e6])
+    plain, warped = transform_targets(y), transform_targets(y, "power")
+    assert np.array_equal(np.argsort(warped), np.argsort(y))
+    assert warped.mean() == pytest.approx(0.0, abs=1e-9) and warped.std() == pytest.approx(1.0)
+    assert np.ptp(plain[:5]) < 1e-4 and np.ptp(warped[:5]) > 0.1
+    np.testing.assert_allclose(transform_targets(y, "standardize"), standardize(y)[0])
+    assert np.all(transform_targets(np.ones(4), "power") == 0.0)

@@ -170,3 +170,16 @@ def test_lengthscale_prior_choices(name):
             b = opt.ask(4)
             opt.tell(b, problem.evaluate(b))
         assert opt.last_fit is not None and opt.last_fit.converged
+
+
+@pytest.mark.parametrize("name", ["rducb", "gp-ucb", "turbo"])
+def test_output_transform_choices(name):
+    with pytest.raises(OptionError, match="output_transform must be one of") as err:
+        make_optimizer(name, Box(0, 1, dim=3), seed=0, output_transform="log")
+    assert err.value.option == "output_transform"
+    problem = get("rosenbrock", dim=3)
+    opt = make_optimizer(name, problem.space, seed=0, n_init=4, output_transform="power")
+    for _ in range(2):
+        b = opt.ask(4)
+        opt.tell(b, problem.evaluate(b))
+    assert opt.last_fit is not None and opt.last_fit.converged

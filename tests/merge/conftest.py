@@ -34,3 +34,21 @@ def digits(digits_cache):
     from bbopt.merge.workloads import digits_workload
 
     return digits_workload(0, cache_dir=digits_cache, **SMALL)
+
+
+#: a tiny GPT-2-style workload: base + tweets / BBC experts as HF folders (seconds to build)
+TINY_GPT2 = {"n_train": 48, "n_fitness": 6, "n_test": 6, "base_steps": 4, "expert_steps": 4,
+             "model_config": {"n_embd": 16, "n_layer": 2, "n_head": 2, "n_positions": 64}}
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory):
+    """Sizes of the tiny GPT-2 workload and its cache (build with ``gpt2_workload(0, **tiny_gpt2)``)."""
+    return {**TINY_GPT2, "cache_dir": str(tmp_path_factory.mktemp("gpt2-cache"))}
+
+
+@pytest.fixture(scope="session")
+def gpt2_folders(tiny_gpt2):
+    from bbopt.merge.gpt2 import gpt2_workload
+
+    return gpt2_workload(0, **tiny_gpt2)

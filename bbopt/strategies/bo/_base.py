@@ -22,7 +22,7 @@ from bbopt.options import integer, one_of, point_in_box, positive
 from bbopt.seeding import SeedLike
 from bbopt.spaces import Box
 from bbopt.strategies.bo.acquisition import beta_schedule
-from bbopt.strategies.bo.additive_gp import AdditiveGP, standardize
+from bbopt.strategies.bo.additive_gp import OUTPUT_TRANSFORMS, AdditiveGP, transform_targets
 from bbopt.strategies.bo.decomposition import Decomposition
 from bbopt.strategies.bo.kernels import Hyper
 from bbopt.strategies.bo.likelihood import PRIORS, Bounds, FitResult, fit_hyper
@@ -66,6 +66,8 @@ class GPStrategy(Optimizer):
       refit uses (a random subset beyond: each evaluation is O(n²·D + n³); the posterior
       still uses every point).
     - ``noise_var``: a fixed noise variance on standardised outputs (None: learned).
+    - ``output_transform``: what the GP is fitted to — ``"standardize"`` (the losses
+      standardised) or ``"power"`` (then Yeo–Johnson-warped: ``transform_targets``).
     - ``blas_threads``: BLAS threads while proposing (1; None leaves BLAS alone).
     """
 
@@ -77,7 +79,7 @@ class GPStrategy(Optimizer):
 
     def __init__(self, space: Box, seed: SeedLike, n_init: int, popsize: int, fit_evals: int,
                  fit_points: int, noise_var: float | None, lengthscale_prior: str | None, fit_starts: int,
-                 x0: Any, blas_threads: int | None):
+                 x0: Any, blas_threads: int | None, output_transform: str):
         if isinstance(space, Box) and not space.bounded:
             raise ValueError(f"{self.owner}: needs a Box with finite bounds (it models the unit cube)")
         super().__init__(space, seed)
@@ -90,6 +92,7 @@ class GPStrategy(Optimizer):
         self.lengthscale_prior = None if lengthscale_prior is None else one_of(
             lengthscale_prior, "lengthscale_prior", self.owner, PRIORS)
         self.x0 = None if x0 is None else point_in_box(x0, "x0", self.owner, space)
+        self.output_transform = one_of(output_transform, "output_transform", self.owner, OUTPUT_TRANSFORMS)
         self.blas_threads = None if blas_threads is None else integer(blas_threads, "blas_threads", self.owner,
                                                                       minimum=1)
         self._X = np.zeros((0, space.dim))
@@ -150,8 +153,8 @@ class GPStrategy(Optimizer):
 
     # --------------------------------------------------------------- helpers
     def _targets(self, y: np.ndarray | None = None) -> np.ndarray:
-        """Standardised targets ``(n,)``; non-finite losses count as the worst finite one."""
-        return standardize(finite_losses(self._y if y is None else y))[0]
+        """GP targets ``(n,)`` (``output_transform``); non-finite losses count as the worst finite one."""
+        return transform_targets(finite_losses(self._y if y is None else y), self.output_transform)
 
     def _pending_unit(self) -> np.ndarray:
         """Asked but not yet told candidates ``(p, d)`` in unit coordinates (the fantasies)."""

@@ -29,6 +29,27 @@ def standardize(y: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (y - mean) / std, mean, std
 
 
+OUTPUT_TRANSFORMS = ("standardize", "power")
+
+
+def transform_targets(y: np.ndarray, kind: str = "standardize") -> np.ndarray:
+    """GP targets from losses ``y: (n,)``: standardised, or (``"power"``) first power-warped
+    as HEBO does (Cowen-Rivers et al., JAIR 2022): y/sd(y) through Box–Cox when every loss is
+    positive, else Yeo–Johnson, λ by maximum likelihood. Both are increasing in y; Box–Cox
+    with λ ≈ 0 is a log, so a few huge losses (a Rosenbrock wall) no longer flatten the
+    differences near the optimum."""
+    y = np.asarray(y, dtype=float)
+    if kind == "power" and len(y) > 2 and np.ptp(y) > 0:
+        from scipy.stats import boxcox, yeojohnson
+
+        s = y / y.std()
+        with np.errstate(all="ignore"):
+            warped = boxcox(s)[0] if s.min() > 0 else yeojohnson(s)[0]
+        if np.all(np.isfinite(warped)) and np.ptp(warped) > 0:
+            y = warped
+    return standardize(y)[0]
+
+
 class AdditiveGP:
     """GP posterior for ``X: (n, d)`` and standardised ``y: (n,)`` under ``decomposition``."""
 

@@ -39,9 +39,10 @@ class GPUCB(GPStrategy):
     def __init__(self, space: Box, seed: SeedLike = None, n_init: int = 10, x0: Any = None, popsize: int = 1,
                  beta_scale: float = 0.5, n_candidates: int = 2000, local_scale: float = 0.1, polish_iter: int = 30,
                  lengthscale_prior: str | None = "tied", fit_starts: int = 1, fit_evals: int = 500,
-                 fit_points: int = 250, noise_var: float | None = None, blas_threads: int | None = 1):
+                 fit_points: int = 250, noise_var: float | None = None, blas_threads: int | None = 1,
+                 output_transform: str = "standardize"):
         super().__init__(space, seed, n_init, popsize, fit_evals, fit_points, noise_var, lengthscale_prior,
-                         fit_starts, x0, blas_threads)
+                         fit_starts, x0, blas_threads, output_transform)
         self.beta_scale = positive(beta_scale, "beta_scale", self.owner)
         self.n_candidates = integer(n_candidates, "n_candidates", self.owner, minimum=2)
         self.local_scale = positive(local_scale, "local_scale", self.owner)

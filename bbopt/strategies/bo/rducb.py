@@ -65,9 +65,10 @@ class RDUCB(GPStrategy):
                  grid_size: int = 150, zoom_points: int = 16, polish_iter: int = 30, local_points: int = 16,
                  local_scale: float = 0.1, lengthscale_prior: str | None = "tied", fit_starts: int = 1,
                  fit_evals: int = 500, fit_points: int = 150, noise_var: float | None = None,
-                 blas_threads: int | None = 1):
+                 blas_threads: int | None = 1,
+                 output_transform: str = "standardize"):
         super().__init__(space, seed, n_init, popsize, fit_evals, fit_points, noise_var, lengthscale_prior,
-                         fit_starts, x0, blas_threads)
+                         fit_starts, x0, blas_threads, output_transform)
         d = space.dim
         self.clique_size = integer(clique_size, "clique_size", self.owner, minimum=2, maximum=max(2, d))
         if n_edges is None:

@@ -25,8 +25,8 @@ from scipy.stats import qmc
 from bbopt.options import OptionError, integer, positive
 from bbopt.seeding import SeedLike
 from bbopt.spaces import Box
-from bbopt.strategies.bo._base import GPStrategy, finite_losses
-from bbopt.strategies.bo.additive_gp import AdditiveGP, standardize
+from bbopt.strategies.bo._base import GPStrategy
+from bbopt.strategies.bo.additive_gp import AdditiveGP
 from bbopt.strategies.bo.decomposition import Decomposition
 from bbopt.strategies.bo.likelihood import Bounds
 
@@ -55,10 +55,11 @@ class TuRBO(GPStrategy):
                  success_tol: int = 3, failure_tol: int | None = None, n_candidates: int | None = None,
                  n_features: int = 1024, lengthscale_prior: str | None = "tied", fit_starts: int = 1,
                  fit_evals: int = 500, fit_points: int = 500, noise_var: float | None = None,
-                 blas_threads: int | None = 1):
+                 blas_threads: int | None = 1,
+                 output_transform: str = "standardize"):
         d = space.dim if isinstance(space, Box) else 1
         super().__init__(space, seed, 2 * d if n_init is None else n_init, popsize, fit_evals, fit_points,
-                         noise_var, lengthscale_prior, fit_starts, x0, blas_threads)
+                         noise_var, lengthscale_prior, fit_starts, x0, blas_threads, output_transform)
         self.length_init = positive(length_init, "length_init", self.owner)
         self.length_min = positive(length_min, "length_min", self.owner)
         self.length_max = positive(length_max, "length_max", self.owner)
@@ -134,7 +135,7 @@ class TuRBO(GPStrategy):
     # ---------------------------------------------------------------- proposal
     def _propose(self, k: int) -> np.ndarray:
         X, y = self._run_data()
-        z = standardize(finite_losses(y))[0]
+        z = self._targets(y)
         self._fit(self.decomposition.cliques, X, z)
         gp = AdditiveGP(X, z, self.decomposition, self.hyper)
         center = X[int(np.argmin(z))]
