@@ -187,7 +187,8 @@ def main() -> None:
            f"GPT-2-style model, {n_params / 1e6:.1f}M parameters (vocab {VOCAB}, width {WIDTH}, {args.layers} "
            f"layers), float32 folders; 3 experts = base + N(0, 0.01²) noise; per-layer task-arithmetic genome, "
            f"{args.candidates} random candidates (the same in both merge paths; losses agree to 1e-4); fitness: "
-           f"perplexity on {N_TEXTS} texts × {TOKENS} tokens in one batch. RssAnon sampled every 2 ms in each "
+           f"perplexity on {N_TEXTS} texts × {TOKENS} tokens in one batch. Each child process runs torch on 1 "
+           f"thread (the machine line is the parent's). RssAnon sampled every 2 ms in each "
            f"process (medians over the candidates for the times). reference = the float32 model, its parameters copied into "
            f"anonymous memory (transformers may leave them mapped from the file), + one fitness forward. Bar M4: bbopt ≤ 1.5 × reference: "
            f"{ratio:.2f} — {'met' if ratio <= 1.5 else 'NOT met'}.")

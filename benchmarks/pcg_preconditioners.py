@@ -21,6 +21,7 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _sor_tables import CACHE  # noqa: E402
 from sor_learners import TableProblem, fmt  # noqa: E402
 
 from bbopt import minimize  # noqa: E402
@@ -34,7 +35,10 @@ LEARNERS = {"exp3": {}, "tsallis-inf": {}, "igw": {}, "tsallis-inf-cb": None, "c
 def run_seed(seed: int, T: int, m: int) -> dict:
     problem = get("pcg-preconditioner", m=m, seed=seed)
     t0 = time.perf_counter()
-    costs = problem.cost_table(range(T))
+    path = CACHE / f"pcg-preconditioner-s{seed}-m{m}-T{T}.npy"  # the table does not depend on the learners
+    costs = np.load(path) if path.exists() else problem.cost_table(range(T))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, costs)
     out = {"costs": costs, "table_s": time.perf_counter() - t0, "arms": problem.space.values}
     for name, options in LEARNERS.items():
         options = {"context_range": problem.context_range} if options is None else options

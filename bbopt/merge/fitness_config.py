@@ -3,7 +3,7 @@
 One mapping per fitness (or test) entry of a problem file:
 
 - ``{perplexity: texts.txt}`` (or a list of files, one corpus each; one text per non-empty
-  line), with optional ``batch_size`` and ``max_length``: :class:`~bbopt.merge.perplexity.
+  line), with optional ``average`` (``nll`` or ``perplexity``), ``batch_size`` and ``max_length``: :class:`~bbopt.merge.perplexity.
   Perplexity` with the base folder's tokenizer;
 - ``{tasks: data.jsonl}`` (or a list; one task per file), each line ``{"text": ..., "label":
   int}`` (keys ``text`` / ``label`` renamable), with optional ``batch_size`` and
@@ -31,7 +31,7 @@ from bbopt.options import OptionError
 KINDS = ("perplexity", "tasks", "function")
 #: texts are cut to this many tokens unless ``max_length`` says otherwise (or the model takes fewer)
 DEFAULT_MAX_LENGTH = 128
-EXTRAS = {"perplexity": {"batch_size", "max_length"}, "tasks": {"batch_size", "max_length", "text", "label"},
+EXTRAS = {"perplexity": {"batch_size", "max_length", "average"}, "tasks": {"batch_size", "max_length", "text", "label"},
           "function": {"maximize", "kwargs"}}
 
 
@@ -63,7 +63,7 @@ def fitness_from_config(spec: Any, base: str | Path, what: str = "fitness") -> t
                                                                         if k in spec}}
     if kind == "perplexity":
         corpora = {p.stem: [line for line in p.read_text().splitlines() if line.strip()] for p in paths}
-        return Perplexity(corpora, tokenizer, **size), None
+        return Perplexity(corpora, tokenizer, **size, average=spec.get("average", "nll")), None
     return [_task(p, tokenizer, spec.get("text", "text"), spec.get("label", "label"), **size) for p in paths], None
 
 

@@ -12,11 +12,8 @@ split is disjoint from every training and fitness text.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +23,14 @@ import torch
 
 from bbopt.merge.minilm import load_bbc
 from bbopt.merge.perplexity import Perplexity
+from bbopt.merge.workloads import build_folder, cache_folder
 from bbopt.problems import text_tasks
 from bbopt.seeding import as_seed_sequence, child_seed, torch_generator
 
 #: bump when the builder changes, so stale caches are not reused
 GPT2_VERSION = 1
 CORPORA = ("tweets", "bbc")
-MODEL = {"n_embd": 96, "n_layer": 4, "n_head": 4, "n_positions": 128}
+MODEL = {"n_embd": 64, "n_layer": 4, "n_head": 4, "n_positions": 64}
 SPECIAL = "<|endoftext|>"
 
 
@@ -53,8 +51,8 @@ def corpora() -> dict[str, list[str]]:
     return {"tweets": list(tweets), "bbc": list(load_bbc()[0])}
 
 
-def gpt2_workload(seed: int = 0, cache_dir: str | os.PathLike | None = None, n_train: int = 2000,
-                  n_fitness: int = 64, n_test: int = 400, base_steps: int = 400, expert_steps: int = 200,
+def gpt2_workload(seed: int = 0, cache_dir: str | os.PathLike | None = None, n_train: int = 1500,
+                  n_fitness: int = 32, n_test: int = 200, base_steps: int = 200, expert_steps: int = 100,
                   batch_size: int = 16, max_length: int = 64, lr: float = 1e-3, vocab_size: int = 2000,
                   model_config: dict | None = None) -> GPT2Workload:
     """Build (once, cached) the base and one expert per corpus; split the texts.
@@ -74,47 +72,35 @@ def gpt2_workload(seed: int = 0, cache_dir: str | os.PathLike | None = None, n_t
     config = {"kind": "gpt2", "v": GPT2_VERSION, "seed": int(seed), "n_train": n_train, "base_steps": base_steps,
               "expert_steps": expert_steps, "batch_size": batch_size, "max_length": max_length, "lr": lr,
               "vocab_size": vocab_size, "model": {**MODEL, **(model_config or {})}}
-    root = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "bbopt"
-    key = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-    folder = root / "merge" / f"gpt2-{key}"
+    folder = cache_folder(config, cache_dir)
     if not (folder / "bbopt.json").exists():
-        _build(folder, config, {n: s[0] for n, s in splits.items()}, seq)
+        build_folder(folder, lambda tmp: _build(tmp, config, {n: s[0] for n, s in splits.items()}, seq))
     return GPT2Workload(folder / "base", [folder / n for n in CORPORA], list(CORPORA),
                         {n: s[1] for n, s in splits.items()}, {n: s[2] for n, s in splits.items()})
 
 
-def _build(folder: Path, config: dict, train: dict[str, list[str]], seq: Any) -> None:
-    """Tokenizer, base and experts into a temporary folder, renamed into place when complete."""
+def _build(tmp: Path, config: dict, train: dict[str, list[str]], seq: Any) -> None:
+    """Tokenizer, base and experts (folders ``base``, ``tweets``, ``bbc``) into ``tmp``."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
-        tokenizer = train_tokenizer([t for n in CORPORA for t in train[n]], config["vocab_size"])
-        ids = {n: tokenizer(train[n], truncation=True, max_length=config["max_length"])["input_ids"] for n in CORPORA}
-        gpt = GPT2Config(vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                         **config["model"])
-        with torch.random.fork_rng():
-            torch.manual_seed(int(child_seed(seq, 2).generate_state(1)[0]))
-            model = GPT2LMHeadModel(gpt)
-        pad = int(tokenizer.pad_token_id)
-        _train(model, [t for n in CORPORA for t in ids[n]], config["base_steps"], config, pad,
-               torch_generator(child_seed(seq, 3)))
-        _save(model, tokenizer, tmp / "base")
-        base_state = {n: t.clone() for n, t in model.state_dict().items()}
-        for k, name in enumerate(CORPORA):
-            model.load_state_dict(base_state)
-            _train(model, ids[name], config["expert_steps"], config, pad, torch_generator(child_seed(seq, 4, k)))
-            _save(model, tokenizer, tmp / name)
-        (tmp / "bbopt.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-        try:
-            tmp.rename(folder)
-        except OSError:  # another process finished first: keep its copy
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    tokenizer = train_tokenizer([t for n in CORPORA for t in train[n]], config["vocab_size"])
+    ids = {n: tokenizer(train[n], truncation=True, max_length=config["max_length"])["input_ids"] for n in CORPORA}
+    gpt = GPT2Config(vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id,
+                     eos_token_id=tokenizer.eos_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                     **config["model"])
+    with torch.random.fork_rng():
+        torch.manual_seed(int(child_seed(seq, 2).generate_state(1)[0]))
+        model = GPT2LMHeadModel(gpt)
+    pad = int(tokenizer.pad_token_id)
+    _train(model, [t for n in CORPORA for t in ids[n]], config["base_steps"], config, pad,
+           torch_generator(child_seed(seq, 3)))
+    _save(model, tokenizer, tmp / "base")
+    base_state = {n: t.clone() for n, t in model.state_dict().items()}
+    for k, name in enumerate(CORPORA):
+        model.load_state_dict(base_state)
+        _train(model, ids[name], config["expert_steps"], config, pad, torch_generator(child_seed(seq, 4, k)))
+        _save(model, tokenizer, tmp / name)
+    (tmp / "bbopt.json").write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
@@ -160,10 +146,10 @@ def _save(model: Any, tokenizer: Any, path: Path) -> None:
     tokenizer.save_pretrained(str(path))
 
 
-def perplexity_fitness(w: GPT2Workload, split: str = "fitness", batch_size: int = 16,
-                       max_length: int = 64) -> Perplexity:
+def perplexity_fitness(w: GPT2Workload, split: str = "fitness", batch_size: int = 16, max_length: int = 64,
+                       average: str = "nll") -> Perplexity:
     """The perplexity fitness (or test score) on both corpora's ``split`` texts."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(w.base))
-    return Perplexity(getattr(w, split), tokenizer, batch_size=batch_size, max_length=max_length)
+    return Perplexity(getattr(w, split), tokenizer, batch_size=batch_size, max_length=max_length, average=average)

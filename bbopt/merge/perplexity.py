@@ -6,7 +6,9 @@ tokens ≤ t, summed over all predicted tokens of the corpus and divided by thei
 (so a long text weighs more than a short one, as in the usual corpus perplexity).
 Batches are right-padded; padding is masked out of the attention and of the loss, so a
 text's score does not depend on its batch. The loss is the mean over corpora of their
-mean NLL (perplexity = exp of it); racing scores the leading ``fraction`` of each corpus.
+mean NLL; ``scores`` reports it, its exponential (``perplexity``: the geometric mean of the
+corpora's perplexities) and the arithmetic mean of the corpora's perplexities
+(``mean_perplexity``). Racing scores the leading ``fraction`` of each corpus.
 """
 
 from __future__ import annotations
@@ -18,17 +20,24 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bbopt.options import integer
+from bbopt.options import integer, one_of
+
+#: what the loss averages over the corpora: their mean NLLs, or their perplexities
+AVERAGES = ("nll", "perplexity")
 
 
 class Perplexity:
     """``corpora``: texts, or ``{name: texts}``; ``tokenizer``: a Hugging Face tokenizer (or
-    any callable returning ``{"input_ids": [[...], ...]}``). ``batch_size`` texts per forward."""
+    any callable returning ``{"input_ids": [[...], ...]}``). ``batch_size`` texts per forward.
+    ``average``: the loss is the mean over corpora of their NLLs (``"nll"``, nats: every corpus's
+    relative improvement counts alike) or of their perplexities (``"perplexity"``: the corpus with
+    the highest perplexity dominates)."""
 
     racing = True
 
     def __init__(self, corpora: Sequence[str] | Mapping[str, Sequence[str]], tokenizer: Any, batch_size: int = 8,
-                 max_length: int = 128):
+                 max_length: int = 128, average: str = "nll"):
+        self.average = one_of(average, "average", "Perplexity", AVERAGES)
         self.batch_size = integer(batch_size, "batch_size", "Perplexity", minimum=1)
         self.max_length = integer(max_length, "max_length", "Perplexity", minimum=2)
         if not isinstance(corpora, Mapping):
@@ -72,11 +81,11 @@ class Perplexity:
         return total, count
 
     def loss(self, model: torch.nn.Module, fraction: float = 1.0) -> float:
-        """Mean over corpora of the token-weighted mean NLL."""
+        """Mean over corpora of the token-weighted mean NLL (or of its exponential)."""
         means = []
         for name in self.ids:
             total, count = self.nll(model, self.part(name, fraction))
-            means.append(total / count)
+            means.append(total / count if self.average == "nll" else math.exp(total / count))
         return float(sum(means) / len(means))
 
     def scores(self, model: torch.nn.Module) -> dict:
@@ -84,8 +93,9 @@ class Perplexity:
         for name in self.ids:
             total, count = self.nll(model, self.ids[name])
             per[name] = {"nll": total / count, "perplexity": math.exp(total / count), "tokens": count}
-        return {"nll": sum(v["nll"] for v in per.values()) / len(per),
-                "perplexity": sum(v["perplexity"] for v in per.values()) / len(per), "corpora": per}
+        nll = sum(v["nll"] for v in per.values()) / len(per)
+        return {"nll": nll, "perplexity": math.exp(nll),
+                "mean_perplexity": sum(v["perplexity"] for v in per.values()) / len(per), "corpora": per}
 
 
 def _logits(out: Any) -> torch.Tensor:

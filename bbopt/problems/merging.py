@@ -1,14 +1,16 @@
 """Evolutionary model merging as a bbopt Problem (Sakana, arXiv 2403.13187; mergekit-evolve).
 
-:class:`MergeProblem`: a base model, K experts fine-tuned from it and a genome (a
+:class:`MergeProblem`: a base model (a module or a Hugging Face folder), K experts
+fine-tuned from it (folders and files memory-mapped) and a genome (a
 :class:`~bbopt.merge.genome.GenomeSpec` or a preset name). The space is the genome's Box;
-``evaluate`` decodes each candidate into a recipe, merges it in place from cached task
-vectors and scores the merged model on the fitness split (−log-likelihood by default, error
-rate with ``metric="accuracy"``). :class:`DataFlowMergeProblem` searches layer paths
-through two frozen models instead. Both keep the test split apart (a warning if it shares
-examples with the fitness split), optionally race candidates on growing data subsets, and
-write the best recipe (``recipe.yaml``) and merged model (``merged.safetensors``) with
-``save`` / ``finalize``.
+``evaluate`` decodes each candidate into a recipe, merges it in place, tensor by tensor,
+and scores the merged model with the fitness — Tasks (−log-likelihood by default, error
+rate with ``metric="accuracy"``), a callable, or perplexity (:mod:`bbopt.merge.fitness`).
+:class:`DataFlowMergeProblem` searches layer paths through two frozen models instead. Both
+keep the test split apart (a warning if it shares examples with the fitness split),
+optionally race candidates on growing data subsets, and write the best recipe
+(``recipe.yaml``) and merged model (``merged.safetensors``, or a folder ``from_pretrained``
+loads plus ``mergekit.yaml``) with ``save`` / ``finalize``.
 """
 
 from __future__ import annotations
@@ -311,16 +313,17 @@ class MergeProblem(_MergeBase):
 
 
 class DataFlowMergeProblem(_MergeBase):
-    """Search the layer path (and per-hop scales) through two frozen reroutable models A and B."""
+    """Search the layer path (and per-hop scales) through two frozen reroutable models A and B
+    (fitness, test, metric, maximize, racing: as for :class:`MergeProblem`)."""
 
-    def __init__(self, model_a: torch.nn.Module, model_b: torch.nn.Module, fitness: Task | Sequence[Task], *,
-                 test: Task | Sequence[Task] | None = None, repeats: int = 2, scale_bound: float = 0.5,
-                 metric: str = "ce", racing: Any = None, names: tuple[str, str] = ("A", "B")):
+    def __init__(self, model_a: torch.nn.Module, model_b: torch.nn.Module, fitness: Any, *,
+                 test: Any = None, repeats: int = 2, scale_bound: float = 0.5, metric: str | None = None,
+                 maximize: bool | None = None, racing: Any = None, names: tuple[str, str] = ("A", "B")):
         self.model = PathModel(copy.deepcopy(model_a).eval(), copy.deepcopy(model_b).eval())
         self.genome = DataFlowGenome(len(self.model.a.layers), len(self.model.b.layers), repeats, scale_bound)
         self.space = self.genome.space
         self.names = tuple(names)
-        self._setup_scoring(fitness, test, metric, racing)
+        self._setup_scoring(fitness, test, metric, racing, maximize)
 
     @property
     def x0(self) -> np.ndarray:
@@ -412,7 +415,7 @@ def digits_dataflow(seed: int = 0, a_lambda: float = 0.5, b: str = "base", repea
 
 def minilm_merge(seed: int = 0, genome: Any = "per_layer", metric: str = "ce", racing: Any = None,
                  cache_dir: str | None = None, dare_masks: str = "common", n_train: int = 1200, n_fitness: int = 48,
-                 n_test: int = 300, steps: int = 150, encoder_config: dict | None = None) -> MergeProblem:
+                 n_test: int | dict[str, int] = 300, steps: int = 150, encoder_config: dict | None = None) -> MergeProblem:
     """The packaged MiniLM fine-tuned on tweet sentiment and on BBC topics (built once, cached),
     merged; fitness = mean cross-entropy over both tasks with their frozen heads."""
     from bbopt.merge.minilm import minilm_workload
@@ -445,14 +448,16 @@ def hf_merge(base: str, experts: Sequence[str], fitness: Any, test: Any = None, 
 
 
 def gpt2_merge(seed: int = 0, genome: Any = "per_layer", racing: Any = None, cache_dir: str | None = None,
-               dare_masks: str = "common", n_train: int = 2000, n_fitness: int = 64, n_test: int = 400,
-               base_steps: int = 400, expert_steps: int = 200, model_config: dict | None = None) -> MergeProblem:
+               dare_masks: str = "common", n_train: int = 1500, n_fitness: int = 32, n_test: int = 200,
+               base_steps: int = 200, expert_steps: int = 100, model_config: dict | None = None,
+               average: str = "nll") -> MergeProblem:
     """A small GPT-2-style LM and its experts on tweets and on BBC News (built once as model
-    folders, cached), merged; fitness = mean over both corpora of the held-out token NLL."""
+    folders, cached), merged; fitness = mean over both corpora of the held-out token NLL
+    (``average="perplexity"``: of their perplexities)."""
     from bbopt.merge.gpt2 import gpt2_workload, perplexity_fitness
 
     w = gpt2_workload(seed, cache_dir=cache_dir, n_train=n_train, n_fitness=n_fitness, n_test=n_test,
                       base_steps=base_steps, expert_steps=expert_steps, model_config=model_config)
-    return MergeProblem(w.base, w.experts, perplexity_fitness(w, "fitness"), genome=genome,
-                        test=perplexity_fitness(w, "test"), racing=racing, seed=seed, dare_masks=dare_masks,
+    return MergeProblem(w.base, w.experts, perplexity_fitness(w, "fitness", average=average), genome=genome,
+                        test=perplexity_fitness(w, "test", average=average), racing=racing, seed=seed, dare_masks=dare_masks,
                         expert_names=w.expert_names)

@@ -52,3 +52,26 @@ def gpt2_folders(tiny_gpt2):
     from bbopt.merge.gpt2 import gpt2_workload
 
     return gpt2_workload(0, **tiny_gpt2)
+
+
+@pytest.fixture
+def forced_masks(monkeypatch):
+    """mergekit's DARE draws the mask bbopt draws for the same expert and tensor: fill the
+    returned dict with ``base``, ``experts`` (state dicts) and ``seed`` (the DARE seed)."""
+    sparsify = pytest.importorskip("mergekit.sparsify")
+    from bbopt.merge import operators as ops
+
+    state = {}
+
+    def bernoulli(tensor, density, rescale_norm=None):
+        if density >= 1:
+            return tensor
+        base, experts, seed = state["base"], state["experts"], state["seed"]
+        (k, name), = [(k, n) for k, e in enumerate(experts) for n in e
+                      if e[n].shape == tensor.shape and torch.equal(e[n] - base[n], tensor)]
+        u = ops.dare_uniforms(seed, k, name, tensor.numel()).reshape(tensor.shape)
+        mask = ops.dare_mask(u, density).to(tensor.dtype)
+        return sparsify.rescaled_masked_tensor(tensor, mask, rescale_norm)
+
+    monkeypatch.setattr(sparsify, "bernoulli", bernoulli)
+    return state

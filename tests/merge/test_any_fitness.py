@@ -95,5 +95,11 @@ def test_perplexity_is_token_weighted_and_ignores_padding(gpt2_folders):
     s = both.scores(model)
     assert s["nll"] == pytest.approx((s["corpora"]["a"]["nll"] + s["corpora"]["b"]["nll"]) / 2)
     assert s["corpora"]["a"]["perplexity"] == pytest.approx(math.exp(s["corpora"]["a"]["nll"]))
+    assert s["perplexity"] == pytest.approx(math.exp(s["nll"]))
+    assert s["mean_perplexity"] == pytest.approx((s["corpora"]["a"]["perplexity"] + s["corpora"]["b"]["perplexity"]) / 2)
+    assert Perplexity({"a": texts[:1], "b": texts[1:]}, tok, average="perplexity").loss(model) == \
+        pytest.approx(s["mean_perplexity"], rel=1e-5)
+    with pytest.raises(OptionError, match="average"):
+        Perplexity(texts, tok, average="mean")
     assert both.loss(model, 0.5) == pytest.approx(
         (s["corpora"]["a"]["nll"] + Perplexity([texts[1]], tok).loss(model)) / 2, rel=1e-5)

@@ -13,7 +13,6 @@ from bbopt.problems.merging import MergeProblem
 
 merge = pytest.importorskip("mergekit.merge")
 mergekit_config = pytest.importorskip("mergekit.config")
-sparsify = pytest.importorskip("mergekit.sparsify")
 
 ATOL = 1e-5
 PER_LAYER = {"ties": ("weight", "density"), "dare_ties": ("weight", "density"), "dare_linear": ("weight", "density"),
@@ -60,32 +59,12 @@ def noisy_experts(gpt2_folders, tmp_path_factory):
     return out
 
 
-@pytest.fixture
-def forced_masks(monkeypatch):
-    """mergekit's DARE Bernoulli draw replaced by bbopt's mask for the same (expert, tensor)."""
-    from bbopt.merge import operators as ops
-
-    state = {}
-
-    def bernoulli(tensor, density, rescale_norm=None):
-        if density >= 1:
-            return tensor
-        p = state["problem"]
-        (k, name), = [(k, n) for k, e in enumerate(p.tv.experts) for n in p.tv.names
-                      if e[n].shape == tensor.shape and np.allclose(e[n].float() - p.tv.base[n].float(), tensor)]
-        u = ops.dare_uniforms(p.tv.dare_seed, k, name, tensor.numel()).reshape(tensor.shape)
-        return sparsify.rescaled_masked_tensor(tensor, ops.dare_mask(u, density).to(tensor.dtype), rescale_norm)
-
-    monkeypatch.setattr(sparsify, "bernoulli", bernoulli)
-    return state
-
-
 @pytest.mark.parametrize("method", ["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "slerp"])
 def test_mergekit_on_the_exported_config_reproduces_the_merge(method, gpt2_folders, noisy_experts, forced_masks,
                                                               tmp_path):
     w = gpt2_folders
     p = MergeProblem(w.base, noisy_experts, fitness(w), genome=genome(method))
-    forced_masks["problem"] = p
+    forced_masks.update(base=p.tv.base, experts=p.tv.experts, seed=p.tv.dare_seed)
     x = np.random.default_rng(3).uniform(p.space.lower, p.space.upper)
     config = p.mergekit_config(x)
     assert config["merge_method"] == method
