@@ -98,22 +98,48 @@ def plot(args: argparse.Namespace) -> None:
         for j, c in enumerate(common):
             rows.append([name, c, len(group), f"{acc[:, j].mean():.1f}", f"{acc[:, j].min():.1f}–{acc[:, j].max():.1f}",
                          " ".join(f"{a:.1f}" for a in acc[:, j])])
-    zero = statistics.mean(r["zero_shot_prompt"] for r in runs) * 100 if runs else float("nan")
-    ax.axhline(zero, color="grey", ls="--", label=f"untuned prompt (z = 0) {zero:.1f}")
-    ax.set_xlabel("calls (forwards over the 32 training tweets)")
+    text = [r["zero_shot_prompt"] for r in runs if r["settings"]["pooling"] == "text"]
+    zero = statistics.mean(text) * 100 if text else float("nan")
+    shots = runs[0]["settings"]["shots"] if runs else 0
+    ax.axhline(zero, color="grey", ls="--", label=f"untuned prompt (z = 0, pooling text) {zero:.1f}")
+    ax.set_xlabel(f"calls (forwards over the {2 * shots} training tweets)")
     ax.set_ylabel("test accuracy % (best-dev prompt)")
     ax.set_xscale("log")
-    ax.set_title("BBT vs BBTv2, MiniLM, 16-shot tweets (mean, band = range over seeds)")
+    ax.set_title(f"BBT vs BBTv2, MiniLM, {shots}-shot tweets (mean, band = range over seeds)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.png, dpi=110)
     body = _report.table(["run", "calls", "seeds", "test acc % (mean)", "range", "per seed"], rows)
-    notes = (f"PNG: `{Path(args.png).relative_to(HERE.parent)}`. Runs in `{args.out}` "
+    body += "\n\n" + paired(groups)
+    where = lambda p: Path(p).resolve().relative_to(HERE.parent) if HERE.parent in Path(p).resolve().parents else p  # noqa: E731
+    notes = (f"PNG: `{where(args.png)}`. Runs in `{where(args.out)}` "
              f"(their settings and the load average at their end are in each JSON).")
     if args.dry_run:
         print(body + "\n\n" + notes)
     else:
         _report.append("B1 curves — BBT and BBTv2 test accuracy vs calls, tweets, MiniLM", body, notes)
+
+
+def paired(groups: dict[str, list[dict]]) -> str:
+    """BBTv2 − BBT test accuracy per seed at each mark both reached (the B1 verdict's figure)."""
+    rows = []
+    for label in sorted({name.split(" ", 1)[1] for name in groups if name.startswith("BBTv2 ")}):
+        deep = {r["seed"]: r for r in groups[f"BBTv2 {label}"]}
+        flat = {r["seed"]: r for r in groups.get("BBT main", [])}
+        seeds = sorted(set(deep) & set(flat))
+        if not seeds:
+            continue
+        marks = sorted(set.intersection(*({p["calls"] for p in run["curve"]} for s in seeds
+                                          for run in (deep[s], flat[s]))))
+        for mark in marks:
+            diffs = [100 * (at(deep[s], mark) - at(flat[s], mark)) for s in seeds]
+            rows.append([f"BBTv2 {label} − BBT main", mark, len(seeds), f"{statistics.mean(diffs):+.1f}",
+                         " ".join(f"{d:+.1f}" for d in diffs)])
+    return _report.table(["paired", "calls", "seeds", "Δ test acc (points, mean)", "per seed"], rows)
+
+
+def at(run: dict, calls: int) -> float:
+    return next(p["test"] for p in run["curve"] if p["calls"] == calls)
 
 
 def parse() -> argparse.Namespace:

@@ -163,15 +163,15 @@ class PromptTuningProblem(Problem):
         z, source = self.tracker.selected(None if result is None else getattr(result, "x", None))
         if z is None:
             z, source = np.zeros(self.space.dim), "zero prompt (nothing evaluated)"
-        report: dict[str, Any] = {"selected": source, "n_calls": self.tracker.n_calls,
-                  "scores": {name: self.score(z, name) for name in self.splits},
-                  "dev_history": self.tracker.history(), "settings": self.describe()}
+        scores = {name: self.score(z, name) for name in self.splits}
+        report: dict[str, Any] = {"selected": source, "n_calls": self.tracker.n_calls, "scores": scores,
+                                  "dev_history": self.tracker.history(), "settings": self.describe()}
         if run_dir is not None:
             from bbopt.serialize import write_json_atomic
 
             write_json_atomic(Path(run_dir) / "prompt_report.json", report)
             write_json_atomic(Path(run_dir) / "scores.json", {f"{split}/{metric}": value
-                                                              for split, row in report["scores"].items()
+                                                              for split, row in scores.items()
                                                               for metric, value in row.items() if metric != "n"})
         return report
 
