@@ -62,9 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--json", action="store_true", help="one JSON line per run instead of the table")
 
-    p = sub.add_parser("plot", help="best-so-far curves of runs as a PNG")
+    p = sub.add_parser("plot", help="curves of runs as a PNG: training loss and dev metrics for runs "
+                                    "that train (metrics.jsonl), else best so far")
     p.add_argument("run_dirs", nargs="+")
-    p.add_argument("-o", "--output", help="PNG path (default: best.png in the first run directory)")
+    p.add_argument("-o", "--output", help="PNG path (default: training.png or best.png in the first run directory)")
     p.add_argument("--logy", action="store_true", help="log scale for the loss (gap to the optimum if known)")
     return parser
 
@@ -135,6 +136,10 @@ def _sweep(args: argparse.Namespace) -> int:
         columns = ("run", "status", "fun", "n_evals", "n_failed", "stop_reason", "elapsed")
         print(table([{c: row.get(c) for c in columns} for row in rows]))
         print(f"{len(rows)} runs, {len(failed)} failed, in {out} (summary.csv, summary.jsonl, one directory per run)")
+        finished = [row for row in rows if row.get("fun") is not None]
+        if finished:
+            best = min(finished, key=lambda row: row["fun"])
+            print(f"best: run {best['run']}, loss {best['fun']:.6g}")
         print(f"compare: bbopt compare {out}\nplot:    bbopt plot {out}\n"
               f"rerun the same command to resume unfinished runs")
     for row in failed:

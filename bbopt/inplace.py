@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from bbopt.lowrank import LowRankNoise, parse_kind
 from bbopt.noise import FlatLayout, NoiseStream, Piece, shift_
 from bbopt.perturbations import Clean, Coordinate, Direction, Spec
 
@@ -56,6 +57,9 @@ class ChunkedTensors:
         self._coord_old: torch.Tensor | None = None
         self._sphere: dict[int, float] = {}
         self.version = 0  # bumped by every update, so caches keyed on it stay valid
+        #: flat float32 per-coordinate scale of every direction (HiZOO's Σ^{1/2}), None: 1; set by its owner
+        self.noise_scale: torch.Tensor | None = None
+        self._lowrank: LowRankNoise | None = None  # low-rank noise kinds (LOZO, SubZero), built on first use
 
     @property
     def device(self) -> torch.device:
@@ -79,12 +83,26 @@ class ChunkedTensors:
         return self._scratch[k]
 
     def _raw(self, seed: int, noise: str, c: int, out: torch.Tensor | None = None) -> torch.Tensor:
-        """z of chunk ``c`` (masked), into ``out`` when given."""
+        """z of chunk ``c`` (masked, times ``noise_scale`` when set), into ``out`` when given."""
         a, b = self.layout.chunks[c]
-        z = self._noise.draw(seed, 0, c, b - a, noise, out)
+        if parse_kind(noise) is None:
+            z = self._noise.draw(seed, 0, c, b - a, noise, out)
+        else:
+            self.lowrank_factors(seed, noise)  # builds the factor cache on first use
+            assert self._lowrank is not None
+            z = torch.empty(b - a, dtype=torch.float32, device=self.device) if out is None else out[:b - a]
+            self._lowrank.fill(z, seed, noise, c, self.layout.pieces[c], self._noise.gen)
+        if self.noise_scale is not None:
+            z.mul_(self.noise_scale[a:b])
         if self._unmasked is not None:
             z.masked_fill_(self._unmasked[a:b], 0.0)
         return z
+
+    def lowrank_factors(self, seed: int, noise: str) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+        """Per tensor ``(left, right)`` with z = left @ rightᵀ for a low-rank kind (None: a Gaussian tensor)."""
+        if self._lowrank is None:
+            self._lowrank = LowRankNoise([p.shape for p in self.tensors], self.device)
+        return self._lowrank.factors(seed, noise).parts
 
     def delta(self, seed: int, noise: str, c: int, coef: float) -> torch.Tensor:
         """``coef·z`` for noise chunk ``c`` of the flat parameter space: a new float32 tensor."""

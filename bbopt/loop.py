@@ -161,15 +161,19 @@ class _Loop:
                     break
                 outcomes = self._evaluate(batch, evaluator)
                 self.optimizer.tell(batch, outcomes.losses)
-                new = self._record(batch, outcomes, self.elapsed_before + time.monotonic() - t0)
+                elapsed = self.elapsed_before + time.monotonic() - t0
+                new = self._record(batch, outcomes, elapsed)
+                info = RoundInfo(self.round - 1, self.n_evals, batch, outcomes, self.best_loss, self.best_x,
+                                 elapsed, self.optimizer, self.problem)
                 if run is not None:
                     run.append(new)
+                    self._log_metrics(run, info)
                 else:
                     self.records.extend(new)
                 if bar is not None:
                     bar.update(len(batch))
                     bar.set_postfix(best=f"{self.best_loss:.6g}", refresh=False)
-                if self._callbacks_stop(batch, outcomes, time.monotonic() - t0):
+                if self._callbacks_stop(info):
                     break
                 if run is not None and time.monotonic() - last_checkpoint >= checkpoint_every:
                     self.checkpoint(run, time.monotonic() - t0)
@@ -259,11 +263,18 @@ class _Loop:
         self.round += 1
         return records
 
-    def _callbacks_stop(self, batch: Batch, outcomes: Outcomes, elapsed: float) -> bool:
+    def _log_metrics(self, run: RunDir, info: RoundInfo) -> None:
+        """A training problem's ``round_metrics(info)`` (training loss, dev metrics), a line of
+        ``metrics.jsonl``; nothing when it answers None."""
+        round_metrics = getattr(self.problem, "round_metrics", None)
+        metrics = None if round_metrics is None else round_metrics(info)
+        if metrics:
+            run.append_metrics({"eval": info.n_evals, "round": info.round, "time": round(info.elapsed, 6),
+                                **metrics})
+
+    def _callbacks_stop(self, info: RoundInfo) -> bool:
         if not self.callbacks:
             return False
-        info = RoundInfo(self.round - 1, self.n_evals, batch, outcomes, self.best_loss, self.best_x,
-                         self.elapsed_before + elapsed, self.optimizer, self.problem)
         if any([bool(cb(info)) for cb in self.callbacks]):
             self.stop_reason = "callback"
             return True

@@ -5,11 +5,17 @@ Noise for (seed, chunk c) comes from one scratch ``torch.Generator`` re-seeded w
 θ + s·z costs one chunk of transient memory, never a copy of θ (MeZO's seed trick). The noise
 is a pure function of (seed, chunk, kind, device type): replay and resume regenerate it exactly.
 
-- ``gaussian`` (and ``sphere``, normalised by the caller): ``torch.randn`` from the re-seeded
-  generator (MT19937 + Box–Muller on CPU: ~4–6 ns per weight here, the cost that dominates a
-  MeZO step on a large model; numpy's ziggurat and a Box–Muller over PCG64 bits measured slower).
+- ``gaussian`` (and ``sphere``, normalised by the caller): N(0, 1) by inverse-CDF lookup. Each
+  entry takes 16 random bits (MT19937 from the re-seeded generator, 4 entries per 64-bit word)
+  as an index into a table of the 65,536 equiprobable normal quantiles Φ⁻¹((k + ½)/65,536),
+  mirrored to be exactly symmetric and rescaled to unit variance: E z = 0 and E z² = 1 (to
+  float32 rounding), E z⁴ = 2.9992 (3 for the normal), the CDF within 1.1e-5 of Φ everywhere,
+  |z| ≤ 4.33 (a true normal exceeds that with probability 1.5e-5).
+  ~1.7 ns per weight here against ~5 ns for ``torch.randn`` (MT19937 + Box–Muller), the cost
+  that dominates a MeZO step on a large model; numpy's ziggurat (PCG64, SFC64, Philox) measured
+  slower still on this machine.
 - ``rademacher``: ±1 from packed random bits: one 64-bit word gives 64 signs, expanded through
-  a 256 × 8 table (~0.75 ns per weight here: ~7× cheaper than a Gaussian).
+  a 256 × 8 table (~0.75 ns per weight here).
 
 :class:`NoiseStream` draws into a caller's buffer, so the hot paths allocate nothing per chunk
 (per-chunk scratch tensors interleaved with long-lived ones fragment the heap and raise the
@@ -49,6 +55,18 @@ def chunk_ranges(numel: int, size: int) -> list[tuple[int, int]]:
     return [(a, min(a + size, numel)) for a in range(0, numel, size)]
 
 
+#: random bits per Gaussian entry: the table has 2**GAUSS_BITS quantiles
+GAUSS_BITS = 16
+
+
+def gaussian_table() -> torch.Tensor:
+    """The 2¹⁶ equiprobable N(0, 1) quantiles (float32, ascending), exactly symmetric, unit variance."""
+    k = 1 << GAUSS_BITS
+    upper = torch.special.ndtri((torch.arange(k // 2, k, dtype=torch.float64) + 0.5) / k)
+    table = torch.cat([-upper.flip(0), upper])
+    return (table / table.square().mean().sqrt()).float()
+
+
 class NoiseStream:
     """Regenerates noise chunks from seeds on one device (a dedicated generator, never the global RNG)."""
 
@@ -58,6 +76,7 @@ class NoiseStream:
         #: ±1 for each of the 256 byte values, bit i of the byte -> column i
         self._signs = torch.tensor([[1.0 if (v >> i) & 1 else -1.0 for i in range(8)] for v in range(256)],
                                    device=self.device)
+        self._table = gaussian_table().to(self.device)
         self._words = torch.empty(0, dtype=torch.int64, device=self.device)
         self._index = torch.empty(0, dtype=torch.int32, device=self.device)
 
@@ -71,17 +90,27 @@ class NoiseStream:
         self.gen.manual_seed(mix(seed, tensor, chunk))
         if kind == "rademacher":
             return self._signs_into(z)
-        return torch.randn(n, generator=self.gen, device=self.device, out=z)
+        return self._gaussian_into(z)
+
+    def _bits(self, n_words: int, n_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n_words`` uniform 64-bit words from the generator, and an int32 index scratch of ``n_index``."""
+        if self._words.numel() < n_words or self._index.numel() < n_index:
+            self._words = torch.empty(max(n_words, self._words.numel()), dtype=torch.int64, device=self.device)
+            self._index = torch.empty(max(n_index, self._index.numel()), dtype=torch.int32, device=self.device)
+        words = self._words[:n_words]
+        words.random_(-(1 << 63), None, generator=self.gen)  # the full 64-bit range: every bit uniform
+        return words, self._index[:n_index]
+
+    def _gaussian_into(self, z: torch.Tensor) -> torch.Tensor:
+        n = z.numel()
+        words, index = self._bits(-(-n // 4), n)
+        index.copy_(words.view(torch.uint16)[:n])
+        return torch.index_select(self._table, 0, index, out=z)
 
     def _signs_into(self, z: torch.Tensor) -> torch.Tensor:
         n = z.numel()
         n_bytes = -(-n // 8)
-        if self._words.numel() * 8 < n_bytes:
-            self._words = torch.empty(-(-n_bytes // 8), dtype=torch.int64, device=self.device)
-            self._index = torch.empty(self._words.numel() * 8, dtype=torch.int32, device=self.device)
-        words = self._words[:-(-n_bytes // 8)]
-        words.random_(-(1 << 63), None, generator=self.gen)  # the full 64-bit range: every bit uniform
-        index = self._index[:n_bytes]
+        words, index = self._bits(-(-n_bytes // 8), n_bytes)
         index.copy_(words.view(torch.uint8)[:n_bytes])
         if n % 8 == 0:
             torch.index_select(self._signs, 0, index, out=z.view(-1, 8))

@@ -240,14 +240,16 @@ def _shifted_rows(space: ModelParams, theta: torch.Tensor, specs: Sequence[Any])
     which = torch.tensor([slot.setdefault((spec.seed, spec.noise), len(slot)) for spec in specs])
     distinct = list(slot)
     rows = torch.empty(len(specs), theta.numel(), dtype=theta.dtype, device=theta.device)
-    scales = None
+    # z = f·u: the sphere's normalisation f is one number per seed
+    factors = [space._factor(seed, kind) for seed, kind in distinct]
+    scales = torch.tensor([spec.scale * factors[k] for spec, k in zip(specs, which.tolist())],
+                          dtype=torch.float32, device=theta.device)[:, None]
+    which = which.to(theta.device)
+    drawn = torch.empty(len(distinct), min(space.chunk_size, theta.numel()), dtype=torch.float32, device=theta.device)
     for c, (a, b) in enumerate(space.layout.chunks):
-        drawn = [space.noise_chunk(seed, kind, c) for seed, kind in distinct]
-        if scales is None:  # z = f·u: the sphere's normalisation f is one number per seed
-            factors = [f for _, f in drawn]
-            scales = torch.tensor([spec.scale * factors[k] for spec, k in zip(specs, which.tolist())],
-                                  dtype=torch.float32, device=theta.device)[:, None]
-        rows[:, a:b] = torch.addcmul(theta[a:b], scales, torch.stack([u for u, _ in drawn])[which.to(theta.device)])
+        for k, (seed, kind) in enumerate(distinct):  # each into its own row: no per-draw allocation or stack
+            space._raw(seed, kind, c, drawn[k])
+        torch.addcmul(theta[a:b], scales, drawn[:, :b - a][which], out=rows[:, a:b])
     return rows
 
 

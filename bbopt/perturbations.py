@@ -6,7 +6,8 @@ resumed run evaluates exactly what the original did.
 
 - :class:`Clean` ``(step)``: θ itself.
 - :class:`Direction` ``(step, seed, scale, noise)``: θ + scale·z, with z regenerated from ``seed``
-  (``gaussian``, ``rademacher`` or ``sphere``: uniform on the sphere of radius √d).
+  (``gaussian``, ``rademacher``, ``sphere``: uniform on the sphere of radius √d, or a low-rank
+  kind ``lowrank:<r>`` / ``subspace:<r>``, :mod:`bbopt.lowrank`).
 - :class:`Coordinate` ``(step, tensor, index, scale)``: θ + scale·e_i, one coordinate (CGE).
 - :class:`Tangent` ``(step, seed, h, noise)``: the forward-gradient probe. Its value is the
   first-order model L(θ) + h·∇L·z computed with one jvp, so a ±h pair gives ∇L·z exactly.
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import Field, dataclass, field, fields
 from typing import Any, ClassVar
+
+from bbopt.lowrank import parse_kind
 
 NOISE_KINDS = ("gaussian", "rademacher", "sphere")
 
@@ -112,7 +115,10 @@ def check_spec(spec: Any, n_tensors: int | None = None) -> Spec:
     _int(spec.step, "step")
     if isinstance(spec, (Direction, Tangent, NoisyCopy)):
         _int(spec.seed, "seed")
-    if isinstance(spec, (Direction, Tangent)) and spec.noise not in NOISE_KINDS:
+    if isinstance(spec, Direction) and spec.noise not in NOISE_KINDS and parse_kind(spec.noise) is None:
+        raise ValueError(f"ModelParams: noise must be one of {NOISE_KINDS} or 'lowrank:<r>' / 'subspace:<r>', "
+                         f"got {spec.noise!r}")
+    if isinstance(spec, Tangent) and spec.noise not in NOISE_KINDS:
         raise ValueError(f"ModelParams: noise must be one of {NOISE_KINDS}, got {spec.noise!r}")
     if isinstance(spec, Coordinate):
         _int(spec.tensor, "tensor")

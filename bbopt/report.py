@@ -27,15 +27,19 @@ SCORE_FILES: dict[str, Any] = {
 }
 #: outputs worth pointing at, in the order they are listed
 OUTPUT_FILES = ("merged.safetensors", "model.safetensors", "recipe.yaml", "scores.json", "prompt_report.json",
-                "systems.csv", "sor_summary.json", "metrics.jsonl", "best.png")
+                "systems.csv", "sor_summary.json", "metrics.jsonl", "training.png", "best.png")
 MAIN_FILES = (CONFIG_FILE, HISTORY, RESULT, BEST, CHECKPOINT)
+METRICS_FILE = "metrics.jsonl"
+#: the training loss shown is the mean over this many last logged steps (one step's is noisy)
+SMOOTH_STEPS = 50
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
     """What a run directory says about its run (raises ConfigError if it is not one)."""
     path = Path(run_dir)
     if not (path / HISTORY).exists() and not (path / CONFIG_FILE).exists():
-        raise ConfigError("run_dir", f"{path} is not a bbopt run directory (no {CONFIG_FILE} or {HISTORY})")
+        hint = f"; it is a sweep directory: bbopt compare {path}" if (path / "summary.jsonl").exists() else ""
+        raise ConfigError("run_dir", f"{path} is not a bbopt run directory (no {CONFIG_FILE} or {HISTORY}){hint}")
     config = _load(path / CONFIG_FILE) or _load(path / "run.json") or {}
     result = _load(path / RESULT)
     records = read_history(path / HISTORY)
@@ -54,6 +58,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         "best_eval": None if best is None else best["eval"],
         "best_x": (result or {}).get("best_x", None if best is None else best.get("x")),
         "scores": scores_of(path),
+        "metrics": latest_metrics(path),
         "outputs": [path / name for name in OUTPUT_FILES if (path / name).exists()],
     }
 
@@ -68,14 +73,29 @@ def scores_of(run_dir: Path) -> dict[str, float]:
     return scores
 
 
+def latest_metrics(run_dir: Path) -> dict[str, tuple[float, int]]:
+    """From ``metrics.jsonl`` (training problems): each metric's latest value and the evaluation
+    it was logged at; ``train_loss`` as the mean of the last ``SMOOTH_STEPS`` steps."""
+    lines = read_history(run_dir / METRICS_FILE)
+    latest: dict[str, tuple[float, int]] = {}
+    for line in lines:
+        latest.update({k: (v, line["eval"]) for k, v in line.items()
+                       if k not in ("eval", "round", "time") and isinstance(v, (int, float))})
+    losses = [line["train_loss"] for line in lines if isinstance(line.get("train_loss"), (int, float))]
+    if losses:
+        latest["train_loss"] = (sum(losses[-SMOOTH_STEPS:]) / len(losses[-SMOOTH_STEPS:]), latest["train_loss"][1])
+    return latest
+
+
 def summary_text(info: dict[str, Any], source: str | None = None) -> str:
     """The short human summary printed at the end of ``bbopt solve``/``resume``."""
     run_dir = info["run_dir"]
     state = f"stopped on {info['stop_reason']}" if info["finished"] else "not finished"
     lines = [f"{state} after {info['n_evals']} evaluations ({info['n_failed']} failed) in {_duration(info['elapsed'])}",
-             f"best loss {_num(info['best'])}" + (f" at evaluation {info['best_eval']}" if info["best_eval"] is not None
-                                                 else " (no evaluation succeeded)")]
-    lines += [f"  {key} = {_num(value)}" for key, value in info["scores"].items()]
+             f"{_best_label(info)} {_num(info['best'])}" + (f" at evaluation {info['best_eval']}"
+                                                          if info["best_eval"] is not None
+                                                          else " (no evaluation succeeded)")]
+    lines += _score_lines(info)
     lines.append(f"run directory {run_dir}")
     files = [name for name in MAIN_FILES if (run_dir / name).exists()] + [p.name for p in info["outputs"]]
     lines.append("  " + "  ".join(files))
@@ -96,13 +116,13 @@ def show_text(info: dict[str, Any]) -> str:
     lines += ["  " + line for line in yaml.safe_dump(config, sort_keys=False).strip().splitlines()]
     lines += [f"progress: {progress}, {info['n_failed']} failed, {_duration(info['elapsed'])}, "
               + (f"stopped on {info['stop_reason']}" if info["finished"] else "not finished (bbopt resume continues it)"),
-              f"best: {_num(info['best'])}" + (f" at evaluation {info['best_eval']}" if info["best_eval"] is not None
-                                               else "")]
+              f"{_best_label(info)}: {_num(info['best'])}" + (f" at evaluation {info['best_eval']}"
+                                                           if info["best_eval"] is not None else "")]
     if info["best_x"] is not None:
         lines.append(f"best x: {_short_x(info['best_x'])}")
-    if info["scores"]:
+    if info["scores"] or info["metrics"]:
         lines.append("scores:")
-        lines += [f"  {key} = {_num(value)}" for key, value in info["scores"].items()]
+        lines += _score_lines(info)
     if info["outputs"]:
         lines.append("outputs:")
         lines += [f"  {p}" for p in info["outputs"]]
@@ -123,7 +143,7 @@ def compare_rows(infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "evals": info["n_evals"], "failed": info["n_failed"],
             "best": info["best"], "best_eval": info["best_eval"],
             "stop": info["stop_reason"] or "unfinished", "seconds": round(float(info["elapsed"]), 1),
-            **info["scores"],
+            **{k: v for k, (v, _) in info["metrics"].items()}, **info["scores"],
         })
     return rows
 
@@ -138,6 +158,21 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
     return "\n".join(lines)
+
+
+def _best_label(info: dict[str, Any]) -> str:
+    """A training run's losses are mini-batch losses of perturbed weights: its scores say more."""
+    return "lowest mini-batch loss of a candidate" if "train_loss" in info["metrics"] else "best loss"
+
+
+def _score_lines(info: dict[str, Any]) -> list[str]:
+    """The problem's final scores, then the training metrics logged last (not already scored)."""
+    lines = [f"  {key} = {_num(value)}" for key, value in info["scores"].items()]
+    for key, (value, at) in info["metrics"].items():
+        if key not in info["scores"]:
+            smoothed = f", mean of the last {SMOOTH_STEPS} steps" if key == "train_loss" else ""
+            lines.append(f"  {key} = {_num(value)}   (metrics.jsonl, evaluation {at}{smoothed})")
+    return lines
 
 
 def _load(path: Path) -> Any:

@@ -2,8 +2,10 @@
 
 A run directory holds ``config.yaml`` (the resolved config, for CLI runs) or
 ``run.json`` (what ``minimize`` was called with), ``history.jsonl`` (append-only, one line
-per evaluation), ``best.json``, ``checkpoint.safetensors`` (written atomically) and
-``result.json`` at the end. A line torn by a crash is detected and dropped on reading.
+per evaluation), ``metrics.jsonl`` for problems that train (one line per round their
+``round_metrics`` answers: training loss, periodic dev metrics), ``best.json``,
+``checkpoint.safetensors`` (written atomically) and ``result.json`` at the end. A line torn
+by a crash is detected and dropped on reading.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from bbopt.serialize import load_tree, save_tree, write_json_atomic
 
 HISTORY = "history.jsonl"
+METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.json"
 RESULT = "result.json"
@@ -130,6 +133,7 @@ class RunDir:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._history_fh: Any = None
+        self._metrics_fh: Any = None
 
     def create(self, description: dict, *, resume: bool, exist_ok: bool = False) -> None:
         existing = [p.name for p in self.path.iterdir()] if self.path.exists() else []
@@ -149,19 +153,15 @@ class RunDir:
         return load_tree(self.path / CHECKPOINT)
 
     def rewind_history(self, n_evals: int) -> list[dict]:
-        """Keep the first ``n_evals`` records on disk; return the ones after (and drop torn lines)."""
+        """Keep the first ``n_evals`` records on disk; return the ones after (and drop torn lines).
+        Metrics lines logged after evaluation ``n_evals`` go too: the rounds run again."""
         records = read_history(self.path / HISTORY)
         if len(records) < n_evals:
             raise ValueError(f"{self.path}: history has {len(records)} records but the checkpoint needs {n_evals}")
-        kept, tail = records[:n_evals], records[n_evals:]
-        tmp = self.path / f".{HISTORY}.tmp"
-        with open(tmp, "w") as fh:
-            for rec in kept:
-                fh.write(json.dumps(rec) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path / HISTORY)
-        return tail
+        _rewrite(self.path / HISTORY, records[:n_evals])
+        if (self.path / METRICS).exists():
+            _rewrite(self.path / METRICS, [m for m in read_history(self.path / METRICS) if m["eval"] <= n_evals])
+        return records[n_evals:]
 
     def append(self, records: list[dict]) -> None:
         if self._history_fh is None:
@@ -169,10 +169,18 @@ class RunDir:
         self._history_fh.write("".join(json.dumps(r) + "\n" for r in records))
         self._history_fh.flush()
 
+    def append_metrics(self, record: dict) -> None:
+        """One line of ``metrics.jsonl`` (``eval``: evaluations so far, then the problem's values)."""
+        if self._metrics_fh is None:
+            self._metrics_fh = open(self.path / METRICS, "a")  # noqa: SIM115 (kept open for the run)
+        self._metrics_fh.write(json.dumps(record) + "\n")
+        self._metrics_fh.flush()
+
     def save_checkpoint(self, tree: dict, best: dict) -> None:
         """History is synced first, so a checkpoint never counts evaluations not on disk."""
-        if self._history_fh is not None:
-            os.fsync(self._history_fh.fileno())
+        for fh in (self._history_fh, self._metrics_fh):
+            if fh is not None:
+                os.fsync(fh.fileno())
         save_tree(self.path / CHECKPOINT, tree)
         write_json_atomic(self.path / BEST, best)
 
@@ -181,9 +189,21 @@ class RunDir:
         self.close()
 
     def close(self) -> None:
-        if self._history_fh is not None:
-            self._history_fh.close()
-            self._history_fh = None
+        for fh in (self._history_fh, self._metrics_fh):
+            if fh is not None:
+                fh.close()
+        self._history_fh = self._metrics_fh = None
 
     def history(self) -> History:
         return History(path=self.path / HISTORY)
+
+
+def _rewrite(path: Path, records: list[dict]) -> None:
+    """Replace a JSON-lines file atomically (synced before the rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

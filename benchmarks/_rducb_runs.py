@@ -52,6 +52,8 @@ METHODS = {
     "RDUCB, power transform, noise_var 0.1": ("rducb", {"output_transform": "power", "noise_var": 0.1}),
     "CMA-ES (bbopt)": ("cma", {}),
     "nevergrad NGOpt": ("nevergrad", {"optimizer": "NGOpt"}),
+    "optuna TPE": ("optuna", {}),
+    "optuna GP": ("optuna", {"sampler": "GPSampler"}),
     "random search": ("random", {}),
 }
 #: what runs without --methods: every method at its defaults (the variants are for the prior and transform studies)

@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-_PACKAGES = ("numpy", "scipy", "torch", "cma", "nevergrad", "joblib", "transformers", "dask")
+_PACKAGES = ("numpy", "scipy", "torch", "cma", "nevergrad", "optuna", "joblib", "transformers", "dask")
 
 
 def pin_threads(n: int = 1) -> int:

@@ -11,7 +11,7 @@ or BoundPenalty there) beside raw pycma given the same hard bounds [−5, 5]^d a
 handler, so what the constraint costs is split into pycma's own bound handling and whatever
 bbopt adds.
 
-    python benchmarks/bbob.py [--seeds 3] [--dim 10] [--jobs 2] [--methods ...]
+    python benchmarks/bbob.py [--seeds 3] [--dim 10] [--budget-per-dim 100] [--jobs 2] [--methods ...]
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ METHODS = {  # name: (optimizer, options, problem options)
     "bbopt cma, hard box, penalty": ("cma", {"bounds_handling": "penalty"}, {"soft_box": False}),
     "raw pycma IPOP, hard box (BoundTransform)": ("raw:transform", {}, {"soft_box": False}),
     "raw pycma IPOP, hard box (BoundPenalty)": ("raw:penalty", {}, {"soft_box": False}),
+    # optuna's distributions are intervals: its samplers search [−5, 5]^d as a hard box
+    "bbopt optuna TPE": ("optuna", {}, {}),
+    "bbopt optuna GP": ("optuna", {"sampler": "GPSampler"}, {}),
 }
 
 
@@ -74,11 +77,12 @@ def raw_pycma_ipop(problem, budget: int, seed: int, handler: str | None = None) 
     return best
 
 
-def run_one(method: str, fid: int, dim: int, seed: int, instance: int = 1) -> tuple[str, int, int, float, float]:
+def run_one(method: str, fid: int, dim: int, seed: int, instance: int = 1,
+            per_dim: int = 100) -> tuple[str, int, int, float, float]:
     pin_threads(1)
     name, options, problem_options = METHODS[method]
     problem = get("bbob", function=fid, dim=dim, instance=instance, **problem_options)
-    budget = 100 * dim
+    budget = per_dim * dim
     t0 = time.process_time()
     if name is None or name.startswith("raw:"):
         best = raw_pycma_ipop(problem, budget, seed, None if name is None else name.removeprefix("raw:"))
@@ -100,9 +104,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--instance", type=int, default=1)
+    parser.add_argument("--budget-per-dim", type=int, default=100)
     args = parser.parse_args()
     pin_threads(1)
-    jobs = [(m, f, args.dim, s, args.instance) for m in args.methods for f in range(1, 25) for s in range(args.seeds)]
+    budget = args.budget_per_dim * args.dim
+    jobs = [(m, f, args.dim, s, args.instance, args.budget_per_dim) for m in args.methods for f in range(1, 25) for s in range(args.seeds)]
     results = Parallel(n_jobs=args.jobs)(delayed(run_one)(*job) for job in jobs)
     rows = []
     per_function = {}
@@ -116,12 +122,12 @@ def main() -> None:
         separable = statistics.mean(fraction(r[3]) for r in mine if r[1] <= 5)
         rows.append([method, f"{statistics.mean(by_seed):.3f}", f"{min(by_seed):.3f}–{max(by_seed):.3f}",
                      f"{statistics.mean(medians):.3f}", f"{separable:.3f}",
-                     f"{cpu / len(mine) * 1000 / (100 * args.dim):.3f}"])
+                     f"{cpu / len(mine) * 1000 / budget:.3f}"])
     body = table(["method", "mean fraction of targets", "range over seeds", "median-over-seeds fraction",
                   "f1–f5 (separable) fraction", "CPU ms / evaluation"], rows)
     detail = table(["f"] + args.methods,
                    [[f"f{f}"] + [f"{per_function[m][f - 1]:.2f}" for m in args.methods] for f in range(1, 25)])
-    append(f"E2 — BBOB f1–f24, {args.dim}-D, instance {args.instance}, {100 * args.dim} evaluations, "
+    append(f"E2 — BBOB f1–f24, {args.dim}-D, instance {args.instance}, {budget} evaluations, "
            f"{args.seeds} seeds",
            body + "\n\nPer function: median over seeds of log10(f_best − f_opt) (−9 = solved to 1e-9):\n\n"
            + detail,

@@ -24,7 +24,7 @@ from _report import append, pin_threads, table
 
 def _forward(problem) -> None:
     with torch.inference_mode():
-        for t in problem.fitness:
+        for t in problem.fitness.tasks:
             t.logits(problem.merged.module)
 
 
@@ -63,7 +63,7 @@ def main() -> None:
         if name not in problems:
             problems[name] = get(name, seed=0)
         p = problems[name].with_genome(genome)
-        n_ex = sum(len(t) for t in p.fitness)
+        n_ex = p.fitness.size()
         cand, fwd, merge = measure(p, repeats)
         rows.append([label, genome, p.tv.n_params, n_ex, repeats, f"{fwd * 1e3:.2f}", f"{merge * 1e3:.2f}",
                      f"{cand * 1e3:.2f}", f"{cand / fwd:.2f}"])

@@ -43,8 +43,8 @@ METHODS = {
 class Curve:
     """Scores the problem when the FE count crosses a checkpoint; wall time excludes scoring."""
 
-    def __init__(self, problem, budget: int):
-        self.problem, self.points = problem, [c for c in CHECKPOINTS if c <= budget]
+    def __init__(self, problem, budget: int, points=CHECKPOINTS, metric: str = "val"):
+        self.problem, self.points, self.metric = problem, [c for c in points if c <= budget], metric
         self.rows: list[dict] = []
         self.t0, self.paused = time.perf_counter(), 0.0
 
@@ -56,7 +56,7 @@ class Curve:
             t = time.perf_counter()
             scores = self.problem.scores()
             self.rows.append({"fe": self.points.pop(0), "wall": t - self.t0 - self.paused,
-                              "val": scores["val/accuracy"], "test": scores["test/accuracy"]})
+                              "val": scores[f"{self.metric}/accuracy"], "test": scores["test/accuracy"]})
             self.paused += time.perf_counter() - t
 
 
@@ -72,9 +72,9 @@ def run(method: str, lr: float, seed: int) -> list[dict]:
     return curve.rows
 
 
-def backprop(problem, lr: float, budget: int, curve: Curve) -> None:
-    """Plain torch SGD on the problem's own mini-batches; a step costs 3 FE."""
-    opt = torch.optim.SGD(problem.space.tensors, lr=lr)
+def backprop(problem, lr: float, budget: int, curve: Curve, optimizer: str = "sgd") -> None:
+    """Plain torch SGD (or Adam) on the problem's own mini-batches; a step costs 3 FE."""
+    opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(problem.space.tensors, lr=lr)
     for step in range(budget // 3):
         opt.zero_grad(set_to_none=True)
         with torch.enable_grad():

@@ -11,13 +11,19 @@ not dilute. CPU RSS includes allocator caching, so figures are upper bounds.
 Methods: ``mezo`` (bbopt's defaults), ``mezo-exact`` (``exact=True``: repair lists),
 ``mezo-flatten`` (``flatten=True``), ``mezo-plain`` (a plain MeZO loop written outside bbopt,
 :mod:`benchmarks._plain_mezo`), forward gradient (jvp), likelihood ratio (q = 8 pairs), ZO with a
-torch Adam rule, backprop SGD and Adam. Models: an 8×2048 ReLU MLP (33.6M weights, the pilot's) and
+torch Adam rule, the newer estimators at their defaults (FZOO, HiZOO, LOZO, LOZO-M, SubZero),
+backprop SGD and Adam. Models: an 8×2048 ReLU MLP (33.6M weights, the pilot's) and
 the packaged MiniLM (22.6M) on real tweets.
+
+``--device cuda``: the same processes on the GPU, where the figure is the process's
+``torch.cuda.max_memory_allocated`` (weights, activations, noise chunks: what torch allocated on
+the device) instead of RSS.
 
 ``--malloc-tuned`` reruns with ``MALLOC_MMAP_THRESHOLD_=65536`` (large freed blocks go back to the
 OS at once): a figure a user does not get by default, reported in its own, labelled table.
 
     python benchmarks/zo_memory.py [--seeds 3] [--models mlp,minilm] [--methods ...] [--malloc-tuned]
+                                   [--device cuda]
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._report import append, pin_threads, table  # noqa: E402
 
 METHODS = ("inference", "mezo", "mezo-exact", "mezo-flatten", "mezo-plain", "forward-grad", "ulr", "zo-adam",
-           "bp-sgd", "bp-adam")
+           "fzoo", "hizoo", "lozo", "lozo-m", "subzero", "bp-sgd", "bp-adam")
 SKIP = {("minilm", "ulr")}  # the anchor objective calls the model twice per forward (ULR needs one call)
 BATCHES = {"mlp": (64, 1024), "minilm": (16,)}
 
@@ -49,7 +55,7 @@ def rss_kb(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def build(model: str, batch: int, seed: int, **options):
+def build(model: str, batch: int, seed: int, device: str = "cpu", **options):
     """The Z1/Z2 workloads as ``TorchProblem``s (in place): the MLP on random data, MiniLM on tweets."""
     import torch
 
@@ -66,10 +72,10 @@ def build(model: str, batch: int, seed: int, **options):
         def loss(m, b):
             return torch.nn.functional.cross_entropy(m(b[0]), b[1], reduction="none")
 
-        return TorchProblem(net, loss, data, mode="inplace", **options)
+        return TorchProblem(net, loss, data, mode="inplace", device=device, **options)
     from bbopt.problems.text_data import minilm_tweets
 
-    return minilm_tweets(seed=seed, shots=batch // 2, batch_size=batch, n_test=2, **options)
+    return minilm_tweets(seed=seed, shots=batch // 2, batch_size=batch, n_test=2, device=device, **options)
 
 
 def step_fn(method: str, problem):
@@ -99,7 +105,9 @@ def step_fn(method: str, problem):
         return bp
     name, options = {"mezo": ("mezo", {}), "mezo-exact": ("mezo", {}), "mezo-flatten": ("mezo", {}),
                      "forward-grad": ("forward-gradient", {}), "ulr": ("likelihood-ratio", {"q": 8}),
-                     "zo-adam": ("mezo", {"rule": "torch", "torch_optimizer": "adam"})}[method]
+                     "zo-adam": ("mezo", {"rule": "torch", "torch_optimizer": "adam"}),
+                     "fzoo": ("fzoo", {}), "hizoo": ("hizoo", {}), "lozo": ("lozo", {}),
+                     "lozo-m": ("lozo", {"rule": "momentum"}), "subzero": ("subzero", {})}[method]
     zo = make_optimizer(name, problem.space, seed=0, lr=1e-7, **options)
 
     def zo_step():
@@ -108,8 +116,8 @@ def step_fn(method: str, problem):
     return zo_step
 
 
-def worker(method: str, model: str, batch: int, seed: int, steps: int) -> dict:
-    import torch  # noqa: F401  (the baseline: the imports a user's process has)
+def worker(method: str, model: str, batch: int, seed: int, steps: int, device: str = "cpu") -> dict:
+    import torch  # (the baseline: the imports a user's process has)
 
     pin_threads(1)
     if model == "minilm":
@@ -117,7 +125,7 @@ def worker(method: str, model: str, batch: int, seed: int, steps: int) -> dict:
     gc.collect()
     base = rss_kb("VmRSS")
     options = {"exact": method == "mezo-exact"}
-    problem = build(model, batch, seed, **options)
+    problem = build(model, batch, seed, device, **options)
     if method == "mezo-flatten":
         from bbopt.params import ModelParams
 
@@ -125,14 +133,17 @@ def worker(method: str, model: str, batch: int, seed: int, steps: int) -> dict:
     step = step_fn(method, problem)
     for _ in range(steps):
         step()
-    peak = rss_kb("VmHWM")
+    peak = rss_kb("VmHWM") if device == "cpu" else torch.cuda.max_memory_allocated() // 1024
+    if device != "cpu":
+        base = 0
     p_bytes = sum(p.numel() * p.element_size() for p in problem.model.parameters())
     return {"P_mb": p_bytes / 2**20, "peak_mb": peak / 1024, "base_mb": base / 1024}
 
 
-def run(method: str, model: str, batch: int, seed: int, steps: int = 3, tuned: bool = False) -> dict:
+def run(method: str, model: str, batch: int, seed: int, steps: int = 3, tuned: bool = False,
+        device: str = "cpu") -> dict:
     """``method``'s whole-process figures from a fresh process (``tuned``: glibc returns big blocks)."""
-    cmd = [sys.executable, __file__, "--worker", method, model, str(batch), str(seed), str(steps)]
+    cmd = [sys.executable, __file__, "--worker", method, model, str(batch), str(seed), str(steps), device]
     env = dict(os.environ)
     env.pop("MALLOC_MMAP_THRESHOLD_", None)
     if tuned:
@@ -141,11 +152,11 @@ def run(method: str, model: str, batch: int, seed: int, steps: int = 3, tuned: b
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(models: list[str], methods: list[str], seeds: int, steps: int, tuned: bool) -> str:
+def measure(models: list[str], methods: list[str], seeds: int, steps: int, tuned: bool, device: str = "cpu") -> str:
     rows = []
     for model in models:
         for batch in BATCHES[model]:
-            per = {m: [run(m, model, batch, s, steps, tuned) for s in range(seeds)]
+            per = {m: [run(m, model, batch, s, steps, tuned, device) for s in range(seeds)]
                    for m in ("inference", *methods) if (model, m) not in SKIP}
             inf = np.array([r["peak_mb"] for r in per["inference"]])
             inf_above = inf - np.array([r["base_mb"] for r in per["inference"]])
@@ -170,16 +181,22 @@ def main() -> None:
     ap.add_argument("--models", default="mlp,minilm")
     ap.add_argument("--methods", default=",".join(m for m in METHODS if m != "inference"))
     ap.add_argument("--malloc-tuned", action="store_true")
-    ap.add_argument("--worker", nargs=5)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--worker", nargs=6)
     args = ap.parse_args()
     pin_threads(1)  # the workers pin themselves too; this makes the report header say so
     if args.worker:
-        method, model, batch, seed, steps = args.worker
-        print(json.dumps(worker(method, model, int(batch), int(seed), int(steps))))
+        method, model, batch, seed, steps, device = args.worker
+        print(json.dumps(worker(method, model, int(batch), int(seed), int(steps), device)))
         return
     methods = [m for m in args.methods.split(",") if m != "inference"]
     models = args.models.split(",")
-    body = measure(models, methods, args.seeds, args.steps, tuned=False)
+    body = measure(models, methods, args.seeds, args.steps, tuned=False, device=args.device)
+    if args.device != "cpu":
+        append(f"Z1 ({args.device}) — ZO memory: peak torch.cuda.max_memory_allocated ÷ inference", body,
+               f"Peak memory torch allocated on {args.device} in a fresh process per method (model, batch, method "
+               f"state, {args.steps} steps); mean ± std over {args.seeds} seeds. Bar (GPU): MeZO ≤ 1.05× inference.")
+        return
     notes = (f"Whole-process peak RSS (VmHWM) of a fresh process that imports, builds the model, batch and "
              f"method state, then runs {args.steps} steps (inference: forwards); mean ± std over {args.seeds} "
              "processes (seeds), the user's environment (no MALLOC_* settings). ÷ inference: the same figure of "

@@ -8,7 +8,9 @@ passes over θ), and one step of the plain MeZO loop written outside bbopt
 Per seed the ratio of medians, then mean ± std over seeds; wall and CPU time (``process_time``).
 Also the three noise passes alone (generation and shift, no forward) ÷ forward.
 Models: MiniLM on real tweets (batch 16 is Z5's; all weights, and the bias subset) and the 8×2048
-MLP (batch 64, 1024); ``direction`` gaussian (MeZO's default) and rademacher.
+MLP (batch 64, 1024); ``direction`` gaussian (MeZO's default: 16 random bits per weight looked up
+in a table of normal quantiles, :mod:`bbopt.noise`) and rademacher; "gaussian-randn" rows time the
+generator used before (``torch.randn``) in the same run: the before/after comparison.
 
 Z3 — K perturbations of the load_digits MLP 64-64-10 and CNN (batch 64) evaluated by one
 ``TorchProblem.evaluate`` call in place (K sequential forwards) vs batched: MeZO q = 16 and 32
@@ -19,7 +21,9 @@ or vmap (``--parts z3`` also times vmap for the directions, the fallback for oth
 ``--parts chunks``: MeZO step ÷ forward for several ``chunk_size`` values and ``flatten`` (how the
 defaults were chosen).
 
-    python benchmarks/zo_speed.py [--seeds 3] [--parts z2,z3,chunks]
+``--device cuda``: the same measurements on the GPU (each timed call ends with a synchronize).
+
+    python benchmarks/zo_speed.py [--seeds 3] [--parts z2,z3,chunks] [--device cuda]
 """
 
 from __future__ import annotations
@@ -42,11 +46,17 @@ from benchmarks._plain_mezo import plain_mezo_step  # noqa: E402
 from benchmarks._report import append, pin_threads, table  # noqa: E402
 from benchmarks.zo_memory import build  # noqa: E402
 
+DEVICE = "cpu"
+
 
 def timed(fn) -> tuple[float, float]:
-    """(wall, CPU) seconds of one call."""
+    """(wall, CPU) seconds of one call (the device's queue drained at both ends)."""
+    if DEVICE != "cpu":
+        torch.cuda.synchronize()
     w, c = time.perf_counter(), time.process_time()
     fn()
+    if DEVICE != "cpu":
+        torch.cuda.synchronize()
     return time.perf_counter() - w, time.process_time() - c
 
 
@@ -89,18 +99,32 @@ def mezo_fns(problem, seed: int, **options) -> dict:
     return {"forward": forward, "step": step, "plain": plain, "noise": noise}
 
 
-def z2(seeds: int, reps: int) -> str:
+Z2_ROWS = [("minilm", 16, "all", "gaussian"), ("minilm", 16, "all", "gaussian-randn"), ("minilm", 16, "all", "rademacher"),
+           ("minilm", 32, "all", "gaussian"), ("minilm", 16, "bias", "gaussian"), ("mlp", 64, None, "gaussian"),
+           ("mlp", 64, None, "gaussian-randn"), ("mlp", 64, None, "rademacher"), ("mlp", 1024, None, "gaussian"),
+           ("mlp", 1024, None, "rademacher")]
+
+
+def randn_noise(problem) -> None:
+    """The Gaussian generator before the quantile table (``torch.randn``), for the before/after rows."""
+    stream = problem.space._noise
+    stream._gaussian_into = lambda z: torch.randn(z.numel(), generator=stream.gen, out=z)
+
+
+def z2(seeds: int, reps: int, only: str | None = None) -> str:
     rows = []
-    for model, batch, subset, direction in [("minilm", 16, "all", "gaussian"), ("minilm", 16, "all", "rademacher"),
-                                            ("minilm", 32, "all", "gaussian"), ("minilm", 16, "bias", "gaussian"),
-                                            ("mlp", 64, None, "gaussian"), ("mlp", 1024, None, "gaussian"),
-                                            ("mlp", 1024, None, "rademacher")]:
+    wanted = None if only is None else set(only.split(","))
+    for model, batch, subset, direction in Z2_ROWS:
+        if wanted is not None and f"{model}:{batch}:{subset or ''}:{direction}" not in wanted:
+            continue
         ratio: dict[str, list[float]] = {k: [] for k in ("step/fwd", "step/plain", "noise/fwd", "cpu step/fwd",
                                                           "cpu step/plain")}
         for seed in range(seeds):
             options = {} if subset is None else {"subset": subset}
-            problem = build(model, batch, seed, **options)
-            med = interleaved(mezo_fns(problem, seed, direction=direction), reps)
+            problem = build(model, batch, seed, DEVICE, **options)
+            if direction == "gaussian-randn":
+                randn_noise(problem)
+            med = interleaved(mezo_fns(problem, seed, direction=direction.removesuffix("-randn")), reps)
             ratio["step/fwd"].append(med["step"][0] / med["forward"][0])
             ratio["step/plain"].append(med["step"][0] / med["plain"][0])
             ratio["noise/fwd"].append(med["noise"][0] / med["forward"][0])
@@ -121,7 +145,7 @@ def chunks(seeds: int, reps: int) -> str:
         for chunk, flatten in [(1 << 16, False), (1 << 18, False), (1 << 20, False), (1 << 18, True)]:
             values = []
             for seed in range(seeds):
-                problem = build(model, batch, seed, chunk_size=chunk)
+                problem = build(model, batch, seed, DEVICE, chunk_size=chunk)
                 if flatten:
                     problem.space = ModelParams(problem.model, problem.space.names, chunk_size=chunk, flatten=True)
                 fns = mezo_fns(problem, seed)
@@ -156,13 +180,14 @@ def z3(seeds: int, reps: int) -> str:
             times: dict[str, list[tuple[float, float]]] = {}
             for seed in range(seeds):
                 specs = z3_specs(get(name, seed=seed), kind, seed)
-                problems = {"in place": get(name, seed=seed, mode="inplace")}
+                problems = {"in place": get(name, seed=seed, mode="inplace", device=DEVICE)}
                 if kind == "cge":
-                    problems["batched (vmap)"] = get(name, seed=seed, mode="batched", feature_reuse=False)
-                    problems["batched + feature reuse"] = get(name, seed=seed, mode="batched")
+                    problems["batched (vmap)"] = get(name, seed=seed, mode="batched", feature_reuse=False,
+                                                     device=DEVICE)
+                    problems["batched + feature reuse"] = get(name, seed=seed, mode="batched", device=DEVICE)
                 else:
-                    problems["batched (folded)"] = get(name, seed=seed, mode="batched")
-                    problems["batched (vmap)"] = vmapped = get(name, seed=seed, mode="batched")
+                    problems["batched (folded)"] = get(name, seed=seed, mode="batched", device=DEVICE)
+                    problems["batched (vmap)"] = vmapped = get(name, seed=seed, mode="batched", device=DEVICE)
                     vmapped._folded = None  # the path a model other than an nn.Sequential takes
                 fns = {label: (lambda p=p, s=specs: p.evaluate(s)) for label, p in problems.items()}
                 for label, median in interleaved(fns, reps).items():
@@ -183,25 +208,33 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--parts", default="z2,z3")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--rows", default=None, help="Z2 rows to run, e.g. 'minilm:16:all:gaussian,mlp:64::gaussian'")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
     threads = pin_threads(1)
     parts = args.parts.split(",")
+    where = "" if DEVICE == "cpu" else f" ({DEVICE})"
     if "z2" in parts:
-        body = z2(args.seeds, args.reps)
-        append("Z2 — MeZO step time ÷ forward time, and ÷ a plain MeZO loop", body,
+        body = z2(args.seeds, args.reps, args.rows)
+        append("Z2 — MeZO step time ÷ forward time, and ÷ a plain MeZO loop" + where, body,
                f"torch threads {threads}; forward, bbopt step and plain step timed alternately ({args.reps} rounds, "
                f"rotating order) per seed; ratio of medians, mean ± std over {args.seeds} seeds. bbopt mezo at its "
                "defaults (ε 1e-3, chunk 2¹⁸, the ±ε round trip in MeZO's arithmetic, the restore folded into the "
                "update: 3 noise passes); plain: benchmarks/_plain_mezo.py (4 passes, torch.manual_seed, z per "
-               "tensor). Bars (MiniLM, batch 16, default gaussian): step ≤ 2.3× forward (limit 2.0), ≤ 1.0× plain.")
+               "tensor, torch.normal). gaussian: bbopt's table-lookup normal (16 random bits per weight); "
+               "gaussian-randn: the same step with bbopt's previous generator (torch.randn), timed in the same run "
+               "(before/after). Bars (MiniLM, batch 16, default gaussian): step ≤ 2.3× forward (limit 2.0), "
+               "≤ 1.0× plain.")
     if "chunks" in parts:
         body = chunks(args.seeds, args.reps)
-        append("Z2 — MeZO step ÷ forward by chunk_size and flatten", body,
+        append("Z2 — MeZO step ÷ forward by chunk_size and flatten" + where, body,
                f"torch threads {threads}; gaussian directions; interleaved as Z2, {args.reps} rounds, "
                f"{args.seeds} seeds. How the defaults (chunk_size, flatten) were chosen.")
     if "z3" in parts:
         body = z3(args.seeds, args.reps)
-        append("Z3 — K perturbations: one batched evaluation vs K sequential forwards", body,
+        append("Z3 — K perturbations: one batched evaluation vs K sequential forwards" + where, body,
                f"torch threads {threads}; load_digits batch 64; CPU- and wall-time medians of {args.reps} alternated calls "
                f"per seed, mean ± std over {args.seeds} seeds (seed = init + which directions / coordinates). "
                "Folded: the nn.Sequential runs the K copies as one forward of K·B rows (bbopt/problems/"

@@ -64,7 +64,7 @@ def test_compare_tabulates_a_sweep(tmp_path, capsys):
                                      "budget": 30, "grid": {"seed": [0, 1]}}))
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "s")]) == 0
     text = capsys.readouterr().out
-    assert "2 runs, 0 failed" in text and f"bbopt compare {tmp_path / 's'}" in text
+    assert "2 runs, 0 failed" in text and f"bbopt compare {tmp_path / 's'}" in text and "best: run 000" in text
     assert main(["compare", str(tmp_path / "s"), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["run"], r["seed"], r["evals"], r["stop"]) for r in rows] == [("0000-seed=0", 0, 30, "budget"),
@@ -76,6 +76,8 @@ def test_compare_tabulates_a_sweep(tmp_path, capsys):
     assert header.split() == ["run", "problem", "optimizer", "seed", "evals", "failed", "best", "best_eval", "stop",
                               "seconds"]
     assert len(lines) == 2 and lines[0].startswith("0000-seed=0  sphere")
+    assert main(["show", str(tmp_path / "s")]) == 2
+    assert f"it is a sweep directory: bbopt compare {tmp_path / 's'}" in capsys.readouterr().err
 
 
 def test_to_pandas():
@@ -95,3 +97,21 @@ def test_to_pandas_without_pandas_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(ImportError, match="pip install pandas"):
         result.to_pandas()
+
+
+def test_training_metrics_are_shown_smoothed_and_latest(tmp_path, capsys):
+    minimize(lambda x: float(np.sum(x ** 2)), "random", 5, space=Box(-1, 1, dim=2), seed=0, run_dir=tmp_path,
+             progress=False)
+    with open(tmp_path / "metrics.jsonl", "w") as fh:
+        for step in range(1, 101):
+            line = {"eval": 2 * step, "round": step - 1, "time": 0.1 * step, "train_loss": float(step)}
+            if step % 30 == 0:
+                line["dev/accuracy"] = step / 100
+            fh.write(json.dumps(line) + "\n")
+    metrics = read_run(tmp_path)["metrics"]
+    assert metrics == {"train_loss": (np.mean(np.arange(51, 101)), 200), "dev/accuracy": (0.9, 180)}
+    assert main(["show", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "dev/accuracy = 0.9   (metrics.jsonl, evaluation 180)" in text
+    assert "train_loss = 75.5   (metrics.jsonl, evaluation 200, mean of the last 50 steps)" in text
+    assert "lowest mini-batch loss of a candidate: " in text

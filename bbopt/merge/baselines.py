@@ -37,6 +37,8 @@ class BaselineResult:
     x: Any
     fitness: dict
     test: dict | None
+    #: the genome ``x`` is a point of (None: ``x`` is None, e.g. Fisher merging)
+    genome: Any = None
 
     def row(self) -> dict:
         test = self.test or {}
@@ -52,7 +54,7 @@ def grid(problem: Any, genome: Any, points: Sequence[Sequence[float] | np.ndarra
     losses = p.evaluate(X)
     best = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan)))
     rep = p.report(X[best])
-    return BaselineResult(name, len(X), float(losses[best]), X[best].tolist(), rep["fitness"], rep["test"])
+    return BaselineResult(name, len(X), float(losses[best]), X[best].tolist(), rep["fitness"], rep["test"], genome)
 
 
 def uniform_soup(problem: Any) -> BaselineResult:
@@ -110,7 +112,7 @@ def search(problem: Any, optimizer: str = "cma", budget: int = 400, seed: int = 
     rep = problem.report(res.x)
     label = name or f"{optimizer} over {problem.genome_spec.method} genome ({problem.space.dim}-d)"
     return BaselineResult(label, res.n_evals, float(res.fun), np.asarray(res.x).tolist(), rep["fitness"],
-                          rep["test"])
+                          rep["test"], problem.genome_spec)
 
 
 def expert_states(problem: Any) -> list[dict[str, torch.Tensor]]:

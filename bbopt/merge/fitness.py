@@ -1,4 +1,9 @@
-"""Fitness of a merged model: labelled tasks, smooth (cross-entropy) or accuracy scores, racing.
+"""Fitness of a merged model, any kind: labelled tasks, a user's callable, perplexity; racing.
+
+:func:`as_fitness` turns what a user passes as ``fitness=`` into an object with
+``loss(model, fraction) -> float`` (minimised) and ``scores(model) -> dict`` (reported):
+:class:`TaskFitness` (a list of :class:`Task`), :class:`CallableFitness` (``fn(model)`` or
+``fn(model, fraction)``) or :class:`bbopt.merge.perplexity.Perplexity` (causal LMs).
 
 A :class:`Task` is a labelled set (inputs: a tensor ``(n, ...)`` or a dict of such tensors;
 labels ``(n,)``) with the call that turns a model and inputs into logits ``(n, C)``. A
@@ -11,6 +16,7 @@ shuffled when tasks are built (the builders here do).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bbopt.options import OptionError
+from bbopt.options import OptionError, one_of
 
 METRICS = ("ce", "accuracy")
 
@@ -88,6 +94,109 @@ def as_tasks(tasks: Task | Sequence[Task] | None, what: str) -> list[Task]:
     if len(set(names)) != len(names):
         raise ValueError(f"{what}: task names must be unique, got {names}")
     return tasks
+
+
+class TaskFitness:
+    """Labelled tasks: loss = mean over tasks of the cross-entropy (``metric="ce"``) or of the
+    error rate (``"accuracy"``); a racing ``fraction`` scores the first part of each task."""
+
+    def __init__(self, tasks: Task | Sequence[Task], what: str = "fitness", metric: str = "ce"):
+        one_of(metric, "metric", what, METRICS)
+        self.tasks = as_tasks(tasks, what)
+        if not self.tasks:
+            raise ValueError(f"{what}: needs at least one Task")
+        self.metric = metric
+        self.racing = True
+
+    def part(self, fraction: float) -> list[Task]:
+        if fraction >= 1:
+            return self.tasks
+        return [t.head(max(1, int(np.ceil(fraction * len(t))))) for t in self.tasks]
+
+    def size(self, fraction: float = 1.0) -> int:
+        """Examples scored at ``fraction`` (what racing saves shows here)."""
+        return sum(len(t) for t in self.part(fraction))
+
+    def loss(self, model: torch.nn.Module, fraction: float = 1.0) -> float:
+        return loss_on(model, self.part(fraction), self.metric)
+
+    def scores(self, model: torch.nn.Module) -> dict:
+        return score(model, self.tasks)
+
+
+class CallableFitness:
+    """A user's ``fn(model) -> float``: lower is better unless ``maximize``.
+
+    Racing calls ``fn(model, fraction)`` with ``fraction`` in (0, 1]: score the model on that
+    leading part of your data (1 = all of it; shuffle the data once, beforehand, so every
+    part is representative). A callable whose second parameter is missing cannot be raced.
+    An exception it raises fails that candidate under the run's ``on_error`` policy.
+    """
+
+    def __init__(self, fn: Callable[..., float], maximize: bool = False, what: str = "fitness"):
+        if not callable(fn):
+            raise TypeError(f"{what} must be callable, got {type(fn).__name__}")
+        self.fn, self.maximize = fn, bool(maximize)
+        self.name = getattr(fn, "__qualname__", type(fn).__name__)
+        self.racing = _takes_two(fn)
+
+    def size(self, fraction: float = 1.0) -> int:
+        return 1
+
+    def value(self, model: torch.nn.Module, fraction: float = 1.0) -> float:
+        out = self.fn(model, fraction) if self.racing else self.fn(model)
+        try:
+            return float(out)
+        except (TypeError, ValueError):
+            raise TypeError(f"fitness {self.name} must return a number, got {type(out).__name__}") from None
+
+    def loss(self, model: torch.nn.Module, fraction: float = 1.0) -> float:
+        v = self.value(model, fraction)
+        return -v if self.maximize else v
+
+    def scores(self, model: torch.nn.Module) -> dict:
+        return {"value": self.value(model), "maximize": self.maximize}
+
+
+def as_fitness(fitness: Any, what: str = "fitness", metric: str | None = None,
+               maximize: bool | None = None) -> Any:
+    """A fitness object from Tasks, a callable or an object with ``loss``/``scores``.
+
+    ``metric`` applies to Tasks only and ``maximize`` to callables only; passing one to a
+    fitness that does not use it is an error.
+    """
+    if is_tasks(fitness):
+        if maximize is not None:
+            raise OptionError("maximize", f"{what}: maximize is for callable fitness; Tasks are scored by metric")
+        return TaskFitness(fitness, what, metric or "ce")
+    if metric is not None:
+        raise OptionError("metric", f"{what}: metric is for Task fitness only (got {type(fitness).__name__}); "
+                                    "remove it")
+    if hasattr(fitness, "loss") and hasattr(fitness, "scores"):
+        if maximize is not None:
+            raise OptionError("maximize", f"{what}: maximize is for callable fitness only; remove it")
+        return fitness
+    if callable(fitness):
+        return CallableFitness(fitness, bool(maximize), what)
+    raise TypeError(f"{what} must be a Task, a list of Tasks, a callable fitness(model) -> float or a "
+                    f"Perplexity, got {type(fitness).__name__}")
+
+
+def is_tasks(obj: Any) -> bool:
+    """A Task or a non-empty list of Tasks."""
+    return isinstance(obj, Task) or (isinstance(obj, (list, tuple)) and len(obj) > 0
+                                     and all(isinstance(t, Task) for t in obj))
+
+
+def _takes_two(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` accepts a second positional argument (the racing fraction)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 2
 
 
 def score(model: torch.nn.Module, tasks: Sequence[Task]) -> dict:

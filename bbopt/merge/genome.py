@@ -197,8 +197,8 @@ class Genome:
                 cols.append(col)
         return np.stack(cols, axis=1)
 
-    def values(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Per gene, the transformed values over (slot, model, filter): (n_slots, K, F)."""
+    def values(self, x: np.ndarray, transform: bool = True) -> dict[str, np.ndarray]:
+        """Per gene, the (transformed) values over (slot, model, filter): (n_slots, K, F)."""
         x = np.asarray(x, dtype=float).reshape(-1)
         if x.size != self.dim:
             raise ValueError(f"genome: expected a vector of {self.dim} genes, got {x.size}")
@@ -212,8 +212,39 @@ class Genome:
             order = [a for a in AXES if a in axes]
             v = np.transpose(v, [axes.index(a) for a in order]) if axes else v
             v = v.reshape([full[i] if a in axes else 1 for i, a in enumerate(AXES)])
-            out[gene.name] = _transform(np.broadcast_to(v, full), gene)
+            v = np.broadcast_to(v, full)
+            out[gene.name] = _transform(v, gene) if transform else v
         return out
+
+    def project(self, recipe: Recipe) -> np.ndarray:
+        """The genome point whose recipe is nearest ``recipe`` (least squares through the layer
+        map, before the transforms, whose inverses are applied first), clipped to the box.
+
+        Per (slot, model, filter) the target is the mean of the recipe's per-tensor values."""
+        if recipe.method != self.spec.method:
+            raise ValueError(f"the recipe's method is {recipe.method!r}, the genome's {self.spec.method!r}")
+        arrays = {"weight": recipe.weight, "density": recipe.density,
+                  "t": None if recipe.t is None else np.repeat(np.reshape(recipe.t, (-1, 1)), self.n_models, 1),
+                  "lambda": np.full((len(self.names), self.n_models), recipe.lam)}
+        full = (len(self.slots), self.n_models, len(self.spec.filters) + 1)
+        x = self.x0.copy()
+        for gene, sl, _, _ in self._blocks:
+            per_tensor = arrays[gene.name]
+            if per_tensor is None:
+                continue
+            target, seen = np.zeros(full), np.zeros(full)
+            for j in range(len(self.names)):
+                target[self.slot_of[j], :, self.filter_of[j]] += per_tensor[j]
+                seen[self.slot_of[j], :, self.filter_of[j]] += 1
+            target = _inverse(target / np.maximum(seen, 1), gene)
+            probe = np.zeros(self.dim)
+            columns = []
+            for i in range(sl.start, sl.stop):
+                probe[:] = 0.0
+                probe[i] = 1.0
+                columns.append(self.values(probe, transform=False)[gene.name][seen > 0])
+            x[sl] = np.linalg.lstsq(np.stack(columns, axis=1), target[seen > 0], rcond=None)[0]
+        return np.clip(x, self.space.lower, self.space.upper)
 
     def decode(self, x: np.ndarray) -> Recipe:
         """The recipe of genome ``x`` (one coefficient per tensor and model)."""
@@ -296,6 +327,17 @@ def _transform(v: np.ndarray, gene: Gene) -> np.ndarray:
         return lo + (hi - lo) / (1.0 + np.exp(-v))
     e = np.exp(v - v.max(axis=1, keepdims=True))  # softmax over the model axis
     return e / e.sum(axis=1, keepdims=True)
+
+
+def _inverse(v: np.ndarray, gene: Gene) -> np.ndarray:
+    """A pre-image of ``v`` under the gene's transform (softmax: logs, up to a shift)."""
+    if gene.transform == "sigmoid":
+        lo, hi = gene.out if gene.out is not None else (0.0, 1.0)
+        p = np.clip((v - lo) / (hi - lo), 1e-6, 1 - 1e-6)
+        return np.log(p / (1 - p))
+    if gene.transform == "softmax":
+        return np.log(np.maximum(v, 1e-12))
+    return np.abs(v) if gene.transform == "abs" else v
 
 
 def _gene_kwargs(g: Any) -> dict:

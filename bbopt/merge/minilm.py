@@ -185,10 +185,13 @@ def _tokenize(tokenizer: Any, texts: list[str], max_len: int) -> dict[str, torch
 
 
 def minilm_workload(seed: int = 0, cache_dir: str | os.PathLike | None = None, n_train: int = 1200,
-                    n_fitness: int = 48, n_test: int = 300, steps: int = 150, lr: float = 5e-5,
+                    n_fitness: int = 48, n_test: int | dict[str, int] = 300, steps: int = 150, lr: float = 5e-5,
                     batch_size: int = 16, max_len: dict | None = None,
                     encoder_config: dict | None = None) -> Workload:
-    """Base MiniLM + frozen zero-shot heads, and one expert per task (tweets, bbc), cached."""
+    """Base MiniLM + frozen zero-shot heads, and one expert per task (tweets, bbc), cached.
+
+    ``n_test``: test examples per task, or ``{task: n}`` (BBC allows at most 485 with the
+    default training and fitness sizes: its smallest class has 347 texts)."""
     max_len = {"tweets": 32, "bbc": 48, **(max_len or {})}
     config = {"kind": "minilm", "v": MINILM_VERSION, "seed": int(seed), "n_train": n_train, "steps": steps,
               "lr": lr, "batch_size": batch_size, "max_len": max_len, "encoder_config": encoder_config}
@@ -199,7 +202,7 @@ def minilm_workload(seed: int = 0, cache_dir: str | os.PathLike | None = None, n
     for k, (name, loader) in enumerate((("tweets", load_tweets), ("bbc", load_bbc))):
         texts, labels = loader()
         rng = np.random.default_rng(child_seed(seq, 1, k))
-        idx = _balanced_split(labels, (n_train, n_fitness, n_test), rng)
+        idx = _balanced_split(labels, (n_train, n_fitness, n_test[name] if isinstance(n_test, dict) else n_test), rng)
         train, fit, test = [Task(name, _tokenize(tokenizer, [texts[i] for i in ix], max_len[name]),
                                  torch.as_tensor(labels[ix]), functools.partial(call_task, task=name), batch_size=64)
                             for ix in idx]

@@ -50,8 +50,13 @@ class TaskVectors:
         patterns = [re.compile(p) for p in exclude]
         seen: set[int] = set()
         self.names: list[str] = []
+        #: floating tensors ``exclude`` keeps at the base values
+        self.excluded: list[str] = []
         for name, t in base.items():
-            if not ops.is_mergeable(t) or any(p.search(name) for p in patterns):
+            if not ops.is_mergeable(t):
+                continue
+            if any(p.search(name) for p in patterns):
+                self.excluded.append(name)
                 continue
             if t.numel() and t.data_ptr() in seen:
                 continue
@@ -117,11 +122,13 @@ class TaskVectors:
             dst[a:b] = ops.mix(self._rows(name, a, b)[1], w, None, r.normalized)
 
     def _sparse(self, r: Recipe, j: int, name: str, a: int, b: int, seed: Any,
-                thr: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """(θ₀[a:b], τ[:, a:b] after TIES's trim or DARE's mask (unscaled), Σ|τ_k[a:b]| (K,))."""
+                thr: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
+        """(θ₀[a:b], τ[:, a:b] after TIES's trim or DARE's mask (unscaled), Σ|τ_k[a:b]| (K,) when
+        DARE's L1 rescale needs it, else None)."""
         base, theta = self._rows(name, a, b)
         taus = theta - base
-        l1 = taus.abs().sum(1).double().numpy()
+        l1 = taus.abs().sum(1).double().numpy() if r.rescale_rule == "l1" and r.method in ("dare_linear",
+                                                                                            "dare_ties") else None
         if r.method == "ties":
             assert thr is not None, "TIES merges always get thresholds"
             taus = taus * (taus.abs() >= torch.as_tensor(thr, dtype=torch.float32).reshape(-1, 1))
@@ -144,6 +151,7 @@ class TaskVectors:
             if r.rescale_rule == "l1":  # the L1 norms of whole tensors, before and after the mask
                 for a, b in self._spans(n):
                     first = self._sparse(r, j, name, a, b, seed, thr)
+                    assert first[2] is not None, "the L1 rescale gets L1 norms"
                     before += first[2]
                     after += first[1].abs().sum(1).double().numpy()
                 first = first if n <= self.chunk else None

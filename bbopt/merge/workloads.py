@@ -150,32 +150,45 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: 
     model.eval()
 
 
-def cached_states(config: dict, cache_dir: str | os.PathLike | None,
-                  build: Callable[[], dict[str, dict[str, torch.Tensor]]]) -> dict[str, dict[str, torch.Tensor]]:
-    """Named state dicts for ``config``: loaded from ``cache_dir`` or built, then saved there.
-
-    The folder is ``<cache_dir>/merge/<kind>-<hash of config>/`` with one safetensors file per
-    state and ``config.json``; it is written to a temporary folder and renamed into place.
-    """
-    from safetensors.torch import load_file, save_file
-
+def cache_folder(config: dict, cache_dir: str | os.PathLike | None) -> Path:
+    """``<cache_dir or ~/.cache/bbopt>/merge/<kind>-<hash of config>/``."""
     root = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "bbopt"
     key = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-    folder = root / "merge" / f"{config['kind']}-{key}"
-    if (folder / "config.json").exists():
-        return {p.stem: load_file(p) for p in sorted(folder.glob("*.safetensors"))}
-    states = build()
+    return root / "merge" / f"{config['kind']}-{key}"
+
+
+def build_folder(folder: Path, fill: Callable[[Path], None]) -> None:
+    """``fill`` a temporary sibling folder, then rename it to ``folder`` (a reader never sees
+    a half-built cache; if another process finished first, its copy is kept)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
-        for name, state in states.items():
-            save_file({k: v.detach().contiguous() for k, v in state.items()}, tmp / f"{name}.safetensors")
-        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        fill(tmp)
         try:
             tmp.rename(folder)
-        except OSError:  # another process finished first: keep its copy
+        except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def cached_states(config: dict, cache_dir: str | os.PathLike | None,
+                  build: Callable[[], dict[str, dict[str, torch.Tensor]]]) -> dict[str, dict[str, torch.Tensor]]:
+    """Named state dicts for ``config``: loaded from ``cache_dir`` or built, then saved there.
+
+    The folder (:func:`cache_folder`) has one safetensors file per state and ``config.json``.
+    """
+    from safetensors.torch import load_file, save_file
+
+    folder = cache_folder(config, cache_dir)
+    if not (folder / "config.json").exists():
+        states = build()
+
+        def fill(tmp: Path) -> None:
+            for name, state in states.items():
+                save_file({k: v.detach().contiguous() for k, v in state.items()}, tmp / f"{name}.safetensors")
+            (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+
+        build_folder(folder, fill)
     return {p.stem: load_file(p) for p in sorted(folder.glob("*.safetensors"))}

@@ -33,7 +33,14 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "zo-digits-cnn": ("bbopt.problems.zo_workloads:digits_cnn", "train a small load_digits CNN from scratch (channels=)"),
     "zo-minilm-tweets": ("bbopt.problems.text_data:minilm_tweets",
                          "fine-tune MiniLM on tweet sentiment, cosine-anchor prompt (shots=, subset=all|bias|top2)"),
+    "zo-text-classification": ("bbopt.problems.text_data:text_classification",
+                               "fine-tune a local HF encoder / masked / causal LM on a text task from files "
+                               "(model=, task={train, text, label, ...}, verbalizer=cosine|lm)"),
     "sor-poisson": ("bbopt.problems.sor:poisson_problem", "pick SOR's ω per shifted Poisson system (m=, distribution=, solver=)"),
+    "sor-diffusion": ("bbopt.problems.sor:diffusion_problem",
+                      "pick red–black SOR's ω per variable-coefficient diffusion system (m=, contrast=)"),
+    "pcg-preconditioner": ("bbopt.problems.preconditioners:implicit_diffusion_problem",
+                           "pick CG's preconditioner per implicit diffusion step (m=, tau_range=, cost=work|iterations|time)"),
     "sor-heat": ("bbopt.problems.sor:heat_problem", "pick SSOR-PCG's ω per Crank–Nicolson heat step (nx=, steps=)"),
     "sor-sequence": ("bbopt.problems.sor:SORSequenceProblem", "pick ω over a user stream (stream='module:attr')"),
     "prompt-tuning": ("bbopt.problems.prompt:PromptTuningProblem.from_pretrained",
@@ -41,6 +48,8 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "merge-digits": ("bbopt.problems.merging:digits_merge", "merge 3 load_digits MLP experts (genome=, metric=)"),
     "merge-digits-dataflow": ("bbopt.problems.merging:digits_dataflow", "layer-path (DFS) merge of digits MLPs"),
     "merge-minilm": ("bbopt.problems.merging:minilm_merge", "merge MiniLM experts on tweets and BBC news"),
+    "merge-gpt2": ("bbopt.problems.merging:gpt2_merge", "merge GPT-2-style LM experts on tweets and BBC news"),
+    "merge-hf": ("bbopt.problems.merging:hf_merge", "merge local Hugging Face model folders (any fitness)"),
 }
 
 #: public classes importable as ``from bbopt.problems import X`` (loaded lazily)

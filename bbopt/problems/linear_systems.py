@@ -1,6 +1,6 @@
 """Streams of linear systems A_t x = b_t for solver-parameter tuning ("Learning to Relax",
-Khodak et al., ICLR 2024): shifted 2-D Poisson problems, a Crank–Nicolson heat equation
-with time-varying diffusion, and user-supplied streams.
+Khodak et al., ICLR 2024): shifted 2-D Poisson problems, variable-coefficient diffusion
+problems, a Crank–Nicolson heat equation with time-varying diffusion, and user-supplied streams.
 
 A stream gives ``instance(t)`` (a :class:`LinearSystem`) and ``context(t)`` (a number the
 learner sees before the solve, or None). I.i.d. streams make instance t a pure function
@@ -119,6 +119,131 @@ class ShiftedPoissonStream(Stream):
 
     def describe(self) -> dict:
         return {"stream": "shifted-poisson", "m": self.m, "shift": f"{self.offset:g} + {self.scale:g}·Beta({self.a:g}, {self.b:g})"}
+
+
+def smooth_field(rng: np.random.Generator, points: np.ndarray, modes: int = 6) -> np.ndarray:
+    """A random smooth field on ``points: (n, 2)`` with zero mean and max |g| = 1: ``modes``
+    cosines of random low frequencies (1–3 half-waves per side), amplitudes ∝ 1/k."""
+    g = np.zeros(points.shape[0])
+    for k in range(1, modes + 1):
+        p, q = rng.integers(1, 4, size=2)
+        g += rng.standard_normal() / k * np.cos(math.pi * (p * points[:, 0] + q * points[:, 1]) + rng.uniform(0, 2 * math.pi))
+    g -= g.mean()
+    return g / max(float(np.abs(g).max()), 1e-12)
+
+
+class DiffusionStream(Stream):
+    """Variable-coefficient systems: −∇·(κ_t ∇u) + c_t u on the unit square (zero boundary),
+    m×m interior points, 5-point finite volumes scaled by h² (face coefficients = harmonic
+    means of κ_t at the two points; boundary faces take the point's κ_t). With κ ≡ 1 this is
+    :class:`ShiftedPoissonStream`'s A = Δ_h + cI.
+
+    κ_t = exp(s_t g_t): g_t a random smooth field (:func:`smooth_field`), s_t ~ U(0, ½ ln
+    ``contrast``) so max κ/min κ ≤ ``contrast``, geometric mean 1. c_t = offset + scale·Beta(a, b)
+    is the context. The field varies in space and across systems and is not in the context,
+    so c_t fixes the best ω only roughly (the matrices are still 2-cyclic: red–black SOR on
+    them is consistently ordered, and Young's ω* from each system's own Jacobi radius is exact).
+    b_t as in :class:`ShiftedPoissonStream`.
+    """
+
+    def __init__(self, m: int = 24, seed: int = 0, contrast: float = 100.0, offset: float = 0.01,
+                 scale: float = 0.6, beta: tuple[float, float] = (0.5, 1.5)):
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 2:
+            raise ValueError(f"m (grid points per side) must be an integer ≥ 2, got {m!r}")
+        if not (isinstance(contrast, (int, float)) and contrast >= 1):
+            raise ValueError(f"contrast (max κ / min κ) must be a number ≥ 1, got {contrast!r}")
+        if not (offset > 0 and scale > 0 and min(beta) > 0):
+            raise ValueError(f"offset, scale and beta=(a, b) must be positive, got {offset}, {scale}, {beta}")
+        self.m, self.n, self.contrast = int(m), int(m) ** 2, float(contrast)
+        self.offset, self.scale, self.a, self.b = float(offset), float(scale), float(beta[0]), float(beta[1])
+        self.seq = as_seed_sequence(seed)
+        self.context_range = (self.offset, self.offset + self.scale)
+        h = 1.0 / (self.m + 1)
+        ij = np.arange(1, self.m + 1) * h
+        self.points = np.stack(np.meshgrid(ij, ij, indexing="ij"), axis=-1).reshape(-1, 2)
+
+    def _rng(self, t: int) -> np.random.Generator:
+        return np.random.default_rng(child_seed(self.seq, int(t)))
+
+    def context(self, t: int) -> float:
+        return self.offset + self.scale * float(self._rng(t).beta(self.a, self.b))
+
+    def kappa(self, rng: np.random.Generator) -> np.ndarray:
+        """κ on the grid ``(m, m)`` for the next system drawn from ``rng``."""
+        s = rng.uniform(0.0, 0.5 * math.log(self.contrast))
+        return np.exp(s * smooth_field(rng, self.points)).reshape(self.m, self.m)
+
+    def instance(self, t: int) -> LinearSystem:
+        rng = self._rng(t)
+        c = self.offset + self.scale * float(rng.beta(self.a, self.b))
+        kappa = self.kappa(rng)
+        while True:
+            b = rng.standard_normal(self.n)
+            if np.linalg.norm(b) <= math.sqrt(self.n):
+                break
+        return LinearSystem(diffusion_matrix(kappa, c), b, c)
+
+    def describe(self) -> dict:
+        return {"stream": "diffusion", "m": self.m, "contrast": self.contrast,
+                "shift": f"{self.offset:g} + {self.scale:g}·Beta({self.a:g}, {self.b:g})"}
+
+
+class ImplicitDiffusionStream(DiffusionStream):
+    """Implicit time steps of variable-coefficient diffusion: A_t = I + τ_t K_t, K_t the h²-scaled
+    −∇·(κ_t ∇·) of :class:`DiffusionStream` (no reaction term), τ_t = Δt/h² log-uniform in
+    ``tau_range``; context log10 τ_t. Small τ: A is close to I and cheap preconditioners win;
+    large τ: A is a diffusion operator and multigrid wins (the preconditioner choice of S5)."""
+
+    def __init__(self, m: int = 24, seed: int = 0, contrast: float = 100.0,
+                 tau_range: tuple[float, float] = (1e-2, 1e3)):
+        super().__init__(m, seed, contrast)
+        lo, hi = (float(v) for v in tau_range)
+        if not (0 < lo < hi):
+            raise ValueError(f"tau_range must be (low, high) with 0 < low < high, got {tau_range!r}")
+        self.log_tau = (math.log10(lo), math.log10(hi))
+        self.context_range = self.log_tau
+
+    def context(self, t: int) -> float:
+        return float(self._rng(t).uniform(*self.log_tau))
+
+    def instance(self, t: int) -> LinearSystem:
+        rng = self._rng(t)
+        log_tau = float(rng.uniform(*self.log_tau))
+        kappa = self.kappa(rng)
+        while True:
+            b = rng.standard_normal(self.n)
+            if np.linalg.norm(b) <= math.sqrt(self.n):
+                break
+        A = sp.csr_matrix(sp.identity(self.n) + 10.0**log_tau * diffusion_matrix(kappa, 0.0))
+        A.sort_indices()
+        return LinearSystem(A, b, log_tau)
+
+    def describe(self) -> dict:
+        return {"stream": "implicit-diffusion", "m": self.m, "contrast": self.contrast,
+                "tau": f"10^U({self.log_tau[0]:g}, {self.log_tau[1]:g})"}
+
+
+def diffusion_matrix(kappa: np.ndarray, c: float) -> sp.csr_matrix:
+    """h²·(−∇·κ∇ + c) by 5-point finite volumes on the grid of ``kappa: (m1, m2)`` (zero boundary)."""
+    m1, m2 = kappa.shape
+    idx = np.arange(m1 * m2).reshape(m1, m2)
+    vert = 2.0 * kappa[1:] * kappa[:-1] / (kappa[1:] + kappa[:-1])  # faces between (i, j), (i+1, j)
+    horiz = 2.0 * kappa[:, 1:] * kappa[:, :-1] / (kappa[:, 1:] + kappa[:, :-1])
+    diag = np.full((m1, m2), c)
+    diag[1:] += vert
+    diag[:-1] += vert
+    diag[:, 1:] += horiz
+    diag[:, :-1] += horiz
+    diag[0] += kappa[0]
+    diag[-1] += kappa[-1]
+    diag[:, 0] += kappa[:, 0]
+    diag[:, -1] += kappa[:, -1]
+    rows = [idx.ravel(), idx[1:].ravel(), idx[:-1].ravel(), idx[:, 1:].ravel(), idx[:, :-1].ravel()]
+    cols = [idx.ravel(), idx[:-1].ravel(), idx[1:].ravel(), idx[:, :-1].ravel(), idx[:, 1:].ravel()]
+    vals = [diag.ravel(), -vert.ravel(), -vert.ravel(), -horiz.ravel(), -horiz.ravel()]
+    A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m1 * m2,) * 2)
+    A.sort_indices()
+    return A
 
 
 def paper_diffusion(t: float) -> float:

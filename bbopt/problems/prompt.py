@@ -138,6 +138,17 @@ class PromptTuningProblem(Problem):
         self.tracker.record(z, loss, self._dev_score)
         return loss
 
+    def round_metrics(self, info: Any) -> dict | None:
+        """A ``metrics.jsonl`` line per population: its mean training loss and, when a dev check
+        ran in this round, the dev accuracy and loss of the best-training prompt it scored."""
+        losses = np.asarray(info.outcomes.losses, dtype=float)
+        losses = losses[np.isfinite(losses)]
+        out = {"train_loss": float(losses.mean())} if losses.size else {}
+        log = self.tracker.log
+        if log and log[-1][0] > self.tracker.n_calls - len(info.batch):
+            out.update({"dev/accuracy": log[-1][2], "dev/loss": log[-1][3]})
+        return out or None
+
     def score(self, z: Any = None, split: str = "test") -> dict:
         """Loss and accuracy of one candidate (default z = 0, the untuned prompt) on a split."""
         if split not in self.splits:
@@ -147,17 +158,21 @@ class PromptTuningProblem(Problem):
         return {"loss": float(loss[0]), "accuracy": float(acc[0]), "n": len(self.splits[split])}
 
     def finalize(self, result: Any = None, run_dir: str | Path | None = None) -> dict:
-        """Score the best-dev prompt (else the run's best) on every split; write ``prompt_report.json``."""
+        """Score the best-dev prompt (else the run's best) on every split; write ``prompt_report.json``
+        and, like the ZO fine-tuning problems, ``scores.json`` (``{"test/accuracy": …, …}``)."""
         z, source = self.tracker.selected(None if result is None else getattr(result, "x", None))
         if z is None:
             z, source = np.zeros(self.space.dim), "zero prompt (nothing evaluated)"
-        report = {"selected": source, "n_calls": self.tracker.n_calls,
-                  "scores": {name: self.score(z, name) for name in self.splits},
-                  "dev_history": self.tracker.history(), "settings": self.describe()}
+        scores = {name: self.score(z, name) for name in self.splits}
+        report: dict[str, Any] = {"selected": source, "n_calls": self.tracker.n_calls, "scores": scores,
+                                  "dev_history": self.tracker.history(), "settings": self.describe()}
         if run_dir is not None:
             from bbopt.serialize import write_json_atomic
 
             write_json_atomic(Path(run_dir) / "prompt_report.json", report)
+            write_json_atomic(Path(run_dir) / "scores.json", {f"{split}/{metric}": value
+                                                              for split, row in scores.items()
+                                                              for metric, value in row.items() if metric != "n"})
         return report
 
     def state_dict(self) -> dict:

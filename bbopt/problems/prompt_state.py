@@ -1,6 +1,6 @@
 """Best-dev prompt selection for BBT / BBTv2 (the "true few-shot" model selection).
 
-BBT checks the dev split every ``eval_every`` (100) calls and keeps the prompt with the best
+BBT checks the dev split every ``dev_every`` (100) calls and keeps the prompt with the best
 dev accuracy (PR #9 of the reference code switched the criterion from dev loss to
 accuracy). Here the candidate checked is the best-training one so far (not whichever
 candidate happens to be evaluated at that call); ties in dev accuracy go to the lower dev

@@ -27,14 +27,30 @@ from typing import Any
 import numpy as np
 
 from bbopt.batch import Batch
-from bbopt.linsolve import RedBlackSplit, SolveResult, pcg, redblack_sor, sor, young_omega
+from bbopt.linsolve import (
+    RedBlackSplit,
+    SolveResult,
+    estimate_jacobi_radius,
+    pcg,
+    redblack_sor,
+    sor,
+    young_omega,
+)
 from bbopt.linsolve.result import check_controls
 from bbopt.linsolve.sor import KERNELS
+from bbopt.options import OptionError, positive, unused
 from bbopt.problem import Problem
-from bbopt.problems.linear_systems import HeatEquationStream, LinearSystem, ShiftedPoissonStream, as_stream
+from bbopt.problems.linear_systems import (
+    DiffusionStream,
+    HeatEquationStream,
+    LinearSystem,
+    ShiftedPoissonStream,
+    as_stream,
+)
 from bbopt.spaces import Choice
 
 SOLVERS = ("sor", "redblack", "ssor-pcg")
+CONTEXT_SOURCES = ("stream", "young")
 COSTS = ("iterations", "time")
 _LOG_FIELDS = ("round", "context", "arm", "omega", "iterations", "seconds", "converged")
 
@@ -60,6 +76,13 @@ class SORSequenceProblem(Problem):
     ``solver``: ``"sor"`` (lexicographic), ``"redblack"`` (colours from the stream's stencil, or
     from A's graph: any matrix whose couplings are 2-colourable, e.g. 5-point stencils; others
     are refused with the reason) or ``"ssor-pcg"``. ``omegas`` overrides the grid built from ``grid``/``n_omegas``/``omega_range``.
+
+    ``context_source``: ``"stream"`` (the stream's own context, e.g. the shift c) or ``"young"``:
+    the context is ω̂ = Young's ω* of a ``young_steps``-step Lanczos estimate of the Jacobi
+    radius (:func:`~bbopt.linsolve.estimate_jacobi_radius`), in ``context_range`` (1, 2), and
+    every system's cost includes that work: ``young_steps`` iterations (one matrix–vector
+    product each, about one SOR sweep) or, with ``cost="time"``, the estimate's seconds.
+    Contextual learners then use Young's prior (``prior: young``, recommended for ``chebcb``).
     """
 
     evaluate_has_side_effects = True
@@ -68,7 +91,8 @@ class SORSequenceProblem(Problem):
     def __init__(self, stream: Any, solver: str = "sor", omegas: list[float] | None = None, grid: str = "linear",
                  n_omegas: int = 20, omega_range: tuple[float, float] = (1.0, 1.95), cost: str = "iterations",
                  tol: float = 1e-8, maxiter: int = 10_000, kernel: str = "auto", baselines: bool = False,
-                 context_range: tuple[float, float] | None = None):
+                 context_range: tuple[float, float] | None = None, context_source: str = "stream",
+                 young_steps: int = 6):
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         if cost not in COSTS:
@@ -82,7 +106,15 @@ class SORSequenceProblem(Problem):
         self.space = Choice([float(w) for w in omegas])
         self.solver, self.cost, self.kernel = solver, cost, kernel
         self.tol, self.maxiter, self.baselines = tol, maxiter, bool(baselines)
-        self.context_range = self.stream.context_range if context_range is None else tuple(context_range)
+        if context_source not in CONTEXT_SOURCES:
+            raise OptionError("context_source", f"context_source must be one of {CONTEXT_SOURCES}, got {context_source!r}")
+        if context_source == "stream" and young_steps != 6:
+            raise unused("young_steps", "sor problem", "with context_source='stream' (no Young estimate is made)")
+        self.context_source = context_source
+        self.young_steps = positive(young_steps, "young_steps", "sor problem", integer=True)
+        self._young: tuple[int, float, float] | None = None  # (round, ω̂, seconds) of the last estimate
+        default_range = (1.0, 2.0) if context_source == "young" else self.stream.context_range
+        self.context_range = default_range if context_range is None else tuple(context_range)
         self._log: dict[str, list] = {k: [] for k in _LOG_FIELDS}
         check_controls(tol, maxiter, 1e8)
         if kernel not in KERNELS:
@@ -90,7 +122,20 @@ class SORSequenceProblem(Problem):
 
     # -------------------------------------------------------------- protocol
     def context(self, t: int) -> float | None:
+        if self.context_source == "young":
+            return self.young_estimate(int(t))[0]
         return self.stream.context(t)
+
+    def young_estimate(self, t: int) -> tuple[float, float]:
+        """``(ω̂, seconds)`` for system ``t``: Young's ω* of the estimated Jacobi radius (cached per round)."""
+        if self._young is None or self._young[0] != t:
+            t0 = time.perf_counter()
+            beta = estimate_jacobi_radius(self.stream.instance(t).A, self.young_steps)
+            self._young = (t, young_omega(beta=beta), time.perf_counter() - t0)
+        return self._young[1], self._young[2]
+
+    def recommended_options(self, optimizer: str) -> dict:
+        return {"prior": "young"} if self.context_source == "young" and optimizer == "chebcb" else {}
 
     def evaluate(self, batch: Any) -> np.ndarray:
         t = batch.round if isinstance(batch, Batch) else None
@@ -99,12 +144,15 @@ class SORSequenceProblem(Problem):
                              "run it through bbopt.minimize or set batch.round")
         system = self.stream.instance(int(t))
         arms = self.space.validate(batch.x)
+        charge = 0.0
+        if self.context_source == "young":  # the estimate behind the context is part of every solve's cost
+            charge = float(self.young_steps) if self.cost == "iterations" else self.young_estimate(int(t))[1]
         costs, first = [], None
         for arm in arms.tolist():
             res, seconds = self.solve(system, self.space.values[arm])
             first = res if first is None else first
             self._record(int(t), system.context, arm, res, seconds)
-            costs.append(float(res.iterations) if self.cost == "iterations" else seconds)
+            costs.append(charge + (float(res.iterations) if self.cost == "iterations" else seconds))
         if self.stream.stateful and first is not None:
             self.stream.advance(int(t), first.x)  # the first candidate's solution carries the state
         return np.asarray(costs, dtype=float)
@@ -218,6 +266,12 @@ def poisson_problem(m: int = 10, distribution: str = "high", seed: int = 0, offs
     """Shifted 2-D Poisson systems (:class:`ShiftedPoissonStream`) + :class:`SORSequenceProblem` ``options``."""
     stream = ShiftedPoissonStream(m, distribution, seed, offset, scale, beta)
     return SORSequenceProblem(stream, **options)
+
+
+def diffusion_problem(m: int = 24, seed: int = 0, contrast: float = 100.0, solver: str = "redblack",
+                      **options: Any) -> SORSequenceProblem:
+    """Variable-coefficient diffusion systems (:class:`DiffusionStream`), red–black SOR by default."""
+    return SORSequenceProblem(DiffusionStream(m, seed, contrast), solver=solver, **options)
 
 
 def heat_problem(nx: int = 50, steps: int = 1000, dt: float = 1e-3, solver: str = "ssor-pcg",

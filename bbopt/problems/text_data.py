@@ -175,7 +175,7 @@ def text_classification(model: str = "minilm", task: str | dict = "tweets", seed
                         temperature: float | None = None, label_words: Sequence[str] | None = None,
                         template: str | None = None, subset: str = "all", select: Selector = None,
                         max_length: int = 64, device: str = "cpu", mode: str = "inplace", exact: bool = False,
-                        chunk_size: int = DEFAULT_CHUNK) -> TorchProblem:
+                        chunk_size: int = DEFAULT_CHUNK, dev_every: int = 1000) -> TorchProblem:
     """A local model folder fine-tuned on a text task (``zo-text-classification``).
 
     ``task``: ``"tweets"`` or a ``task:`` mapping of files (:mod:`bbopt.problems.text_tasks`;
@@ -227,7 +227,7 @@ def text_classification(model: str = "minilm", task: str | dict = "tweets", seed
     train = AnchoredBatches(ShuffledBatches(part("train"), batch_size, seed=seed), extras)
     selected = select if select is not None else _subset(net, subset)
     return TorchProblem(net, loss, train, select=selected, exclude=["*pooler*"], device=device, mode=mode,
-                        exact=exact, chunk_size=chunk_size,
+                        exact=exact, chunk_size=chunk_size, dev_every=dev_every,
                         eval_sets={name: eval_batches(part(name), extras) for name in ("dev", "test")
                                    if name in data.splits},
                         metrics={"accuracy": accuracy, "loss": loss}, name=f"text-classification-{subset}")

@@ -155,7 +155,8 @@ def read_table(path: Any, text: str, label: str, fmt: str | None = None) -> tupl
     """Texts and label values (as text) from a CSV / TSV / JSONL file, in file order."""
     file = Path(str(path)).expanduser()
     if not file.is_file():
-        raise OptionError("task", f"task file {str(path)!r} does not exist (paths are relative to the working "
+        what = "is a folder, not a file" if file.is_dir() else "does not exist"
+        raise OptionError("task", f"task file {str(path)!r} {what} (paths are relative to the working "
                                   f"directory {Path.cwd()})")
     kind = fmt if fmt is not None else FORMATS.get(file.suffix.lower())
     if kind not in ("csv", "tsv", "jsonl"):
@@ -165,6 +166,8 @@ def read_table(path: Any, text: str, label: str, fmt: str | None = None) -> tupl
         content = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise OptionError("task", f"{path}: not UTF-8 (byte {err.start}); save the file as UTF-8") from None
+    except OSError as err:
+        raise OptionError("task", f"{path}: cannot be read ({err.strerror or err})") from None
     rows = _jsonl_rows(content, path) if kind == "jsonl" else _csv_rows(content, path, kind, (text, label))
     texts, values = [], []
     for line, row in rows:

@@ -36,6 +36,7 @@ class JVP:
     def __init__(self, space: ModelParams, loss: Callable):
         self.space, self.loss = space, loss
         self.use_forward_ad = False
+        self.last_value = float("nan")  # L(θ) of the last call: the step's training loss
 
     def __call__(self, data: Any, tangents: Sequence[torch.Tensor]) -> tuple[float, float]:
         """``(L(θ), ∇L·v)`` for tangents ``v`` shaped like the selected tensors."""
@@ -67,6 +68,7 @@ class JVP:
             if key not in cache:
                 cache[key] = self(data, self.space.direction_tensors(spec.seed, spec.noise))
             value, dd = cache[key]
+            self.last_value = value
             out.append(value + spec.h * dd)
         return out
 

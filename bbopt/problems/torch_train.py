@@ -18,6 +18,11 @@ about 2× faster per call on small CPU models here). The problem puts the model 
 (dropout off) and runs it under ``torch.no_grad``; the estimators train it in place (the model
 you pass is the model trained). The trained model is ``problem.model``; :meth:`save` writes it as safetensors,
 and at the end of a CLI run :meth:`finalize` saves it with the ``metrics`` on the ``eval_sets``.
+
+Training curves: in a run directory the loop writes :meth:`round_metrics` to ``metrics.jsonl``
+after every step: the step's training loss (the mean mini-batch loss of its candidates — for
+MeZO's pair (L(θ+εz) + L(θ−εz))/2 = L(θ) + O(ε²) — or L(θ) itself for tangents), and every
+``dev_every`` evaluations the ``metrics`` on every eval set but ``test`` (kept for the end).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 import torch
 
 from bbopt.batch import Batch, candidates_of
+from bbopt.options import integer
 from bbopt.params import DEFAULT_CHUNK, ModelParams, Selector
 from bbopt.perturbations import NoisyCopy, Spec, Tangent
 from bbopt.problem import Problem
@@ -58,7 +64,7 @@ class TorchProblem(Problem):
                  batch_params: int = 1_000_000, max_copies: int | None = None, feature_reuse: bool = True,
                  jvp: str = "func", optimum: float | None = None, chunk_size: int = DEFAULT_CHUNK, exact: bool = False,
                  eval_sets: dict[str, Any] | None = None, metrics: dict[str, Callable] | None = None,
-                 name: str | None = None):
+                 dev_every: int = 1000, name: str | None = None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"TorchProblem: model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss):
@@ -84,6 +90,8 @@ class TorchProblem(Problem):
         self.name = name or type(model).__name__
         self.eval_sets = dict(eval_sets or {})
         self.metrics = dict(metrics or {})
+        self.dev_every = integer(dev_every, "dev_every", "TorchProblem", minimum=0)
+        self._step_losses: list[float] = []
         sequential = self.model if isinstance(self.model, torch.nn.Sequential) else None
         self._reuse = SequentialReuse(sequential, space) if feature_reuse and sequential is not None else None
         self._folded = None if sequential is None else FoldedSequential(sequential)
@@ -116,10 +124,11 @@ class TorchProblem(Problem):
             if family == "tangent":
                 with torch.enable_grad():
                     out[idx] = self._jvp.values(part, data)
-            elif family == "noisy":
-                out[idx] = noisy_values(self.space, self.loss, data, part)
+                self._step_losses.append(self._jvp.last_value)
             else:
-                out[idx] = self._values(part, data, step)
+                out[idx] = (noisy_values(self.space, self.loss, data, part) if family == "noisy"
+                            else self._values(part, data, step))
+                self._step_losses.extend(out[idx].tolist())
         return out
 
     def _values(self, specs: list[Spec], data: Any, step: int) -> list[float]:
@@ -177,10 +186,23 @@ class TorchProblem(Problem):
             raise ValueError("mean_loss: data has no batches")
         return total / count
 
-    def scores(self) -> dict[str, float]:
-        """``{"<set>/<metric>": mean}`` of every metric (per-example values) on every eval set."""
+    def scores(self, exclude: tuple[str, ...] = ()) -> dict[str, float]:
+        """``{"<set>/<metric>": mean}`` of every metric (per-example values) on every eval set
+        not named in ``exclude``."""
         return {f"{name}/{metric}": self.mean_loss(data, fn)
-                for name, data in self.eval_sets.items() for metric, fn in self.metrics.items()}
+                for name, data in self.eval_sets.items() if name not in exclude
+                for metric, fn in self.metrics.items()}
+
+    def round_metrics(self, info: Any) -> dict | None:
+        """A ``metrics.jsonl`` line after each step (see the module docstring)."""
+        losses = np.asarray(self._step_losses, dtype=float)
+        self._step_losses = []
+        losses = losses[np.isfinite(losses)]
+        out = {"train_loss": float(losses.mean())} if losses.size else {}
+        before = info.n_evals - len(info.batch)
+        if self.dev_every and info.n_evals // self.dev_every > before // self.dev_every:
+            out.update(self.scores(exclude=("test",)))
+        return out or None
 
     def finalize(self, result: Any, run_dir: str | Path) -> dict:
         """End of a run (``bbopt solve``): save ``model.safetensors`` and ``scores.json`` in the run dir."""

@@ -84,19 +84,19 @@ def build(model: torch.nn.Module, seed: int, split_seed: int, batch_size: int, l
 
 def digits_mlp(seed: int = 0, hidden: int = 64, depth: int = 1, batch_size: int = 64, split_seed: int = 0,
                loss: str = "ce", select: Selector = None, device: str = "cpu", mode: str = "auto",
-               jvp: str = "func", feature_reuse: bool = True) -> TorchProblem:
+               jvp: str = "func", feature_reuse: bool = True, dev_every: int = 1000) -> TorchProblem:
     """An MLP trained from scratch on load_digits (see the module docstring)."""
     with torch.random.fork_rng(devices=[]):  # the modules' own default init must not move the global RNG
         model = mlp(hidden, depth)
     return build(model, seed, split_seed, batch_size, loss, f"digits-mlp-{hidden}x{depth}",
-                 select=select, device=device, mode=mode, jvp=jvp, feature_reuse=feature_reuse)
+                 select=select, device=device, mode=mode, jvp=jvp, feature_reuse=feature_reuse, dev_every=dev_every)
 
 
 def digits_cnn(seed: int = 0, channels: int = 8, batch_size: int = 64, split_seed: int = 0, loss: str = "ce",
                select: Selector = None, device: str = "cpu", mode: str = "auto", jvp: str = "func",
-               feature_reuse: bool = True) -> TorchProblem:
+               feature_reuse: bool = True, dev_every: int = 1000) -> TorchProblem:
     """A small CNN trained from scratch on load_digits (see the module docstring)."""
     with torch.random.fork_rng(devices=[]):
         model = cnn(channels)
     return build(model, seed, split_seed, batch_size, loss, f"digits-cnn-{channels}",
-                 select=select, device=device, mode=mode, jvp=jvp, feature_reuse=feature_reuse)
+                 select=select, device=device, mode=mode, jvp=jvp, feature_reuse=feature_reuse, dev_every=dev_every)

@@ -109,7 +109,7 @@ def test_chebcb_step_size_sums_every_arms_residual():
     from .test_exp3_igw import _play_recording_predictions
 
     problem = ContextualBandit(seed=3)
-    opt = make_optimizer("chebcb", problem.space, seed=3, context_range=(0.0, 1.0))
+    opt = make_optimizer("chebcb", problem.space, seed=3, context_range=(0.0, 1.0), degree=5, eta=1.0)
     arms, contexts, costs, predicted = _play_recording_predictions(opt, problem, 200)
     S, t, d = opt.scale, len(costs), problem.space.n_arms
     feats = opt.features(np.array(contexts))

@@ -78,7 +78,7 @@ def test_igw_step_size_from_consistent_quantities():
     time and R_fit the residual of every arm's fit, both in the current scale (issue 11, defect 4:
     R used to mix scales, and R_fit was 0 whenever the fit stayed inside its box — always, for IGW)."""
     problem = StochasticBandit(seed=6)
-    opt = make_optimizer("igw", problem.space, seed=6)
+    opt = make_optimizer("igw", problem.space, seed=6, eta=1.0)
     arms, _, costs, predicted = _play_recording_predictions(opt, problem, 150)
     excess, S, t, d = costs - 1.0, opt.scale, len(costs), problem.space.n_arms
     online = (((predicted - 1.0) - excess) / S) ** 2

@@ -41,25 +41,6 @@ def _mergekit(method, base, experts, name, **parameters):
                                       parameters={**parameters, **per_input}, name=name)
 
 
-@pytest.fixture
-def forced_masks(monkeypatch):
-    """mergekit's DARE draws the mask bbopt draws for the same expert and tensor."""
-    state = {}
-
-    def bernoulli(tensor, density, rescale_norm=None):
-        if density >= 1:
-            return tensor
-        base, experts, seed = state["base"], state["experts"], state["seed"]
-        (k, name), = [(k, n) for k, e in enumerate(experts) for n in e
-                      if e[n].shape == tensor.shape and torch.equal(e[n] - base[n], tensor)]
-        u = ops.dare_uniforms(seed, k, name, tensor.numel()).reshape(tensor.shape)
-        mask = ops.dare_mask(u, density).to(tensor.dtype)
-        return sparsify.rescaled_masked_tensor(tensor, mask, rescale_norm)
-
-    monkeypatch.setattr(sparsify, "bernoulli", bernoulli)
-    return state
-
-
 def _close(ours, theirs, name):
     assert ours.shape == theirs.shape, name
     assert torch.allclose(ours.float(), theirs.float(), atol=ATOL, rtol=0), \

@@ -19,7 +19,7 @@ FILES = sorted((Path(__file__).resolve().parents[2] / "problems").glob("bbt*.yam
 
 def test_there_are_cpu_and_paper_files_for_bbt_and_bbtv2():
     assert {f.name for f in FILES} >= {"bbt_tweets_cpu.yaml", "bbtv2_tweets_cpu.yaml", "bbt_tweets_paper.yaml",
-                                       "bbtv2_tweets_paper.yaml"}
+                                       "bbtv2_tweets_paper.yaml", "bbt_csv.yaml", "bbtv2_csv.yaml"}
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -40,19 +40,22 @@ def test_file_is_a_valid_config_and_takes_sigma0_from_the_problem(path, tokenize
     options = run_defaults(name, spec, tiny, config["budget"])
     opt = make_optimizer(name, tiny.space, seed=0, **options)
     inner = options.get("inner_options", options)
-    assert inner["sigma0"] == problem["sigma0"] and inner["restarts"] == 0
+    assert inner["sigma0"] == problem.get("sigma0", tiny.sigma0) == tiny.sigma0 and inner["restarts"] == 0
     assert len(opt.ask()) == inner["popsize"] == spec.get("inner_options", spec).get("popsize", 20)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_file_builds_on_minilm_and_runs_a_few_calls(path, tmp_path):
+def test_file_builds_on_minilm_and_runs_a_few_calls(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(path.parents[1])  # task files are relative to the working directory (the repo root)
     config = validate(load_yaml(path))
     kwargs = {k: v for k, v in config["problem"].items() if k != "name"}
-    kwargs.update(device="cpu", n_test=0)  # CPU here; no test split to encode for a smoke run
+    kwargs["device"] = "cpu"
+    if isinstance(kwargs["task"], str):
+        kwargs["n_test"] = 0  # no test split to encode for a smoke run
     problem = get("prompt-tuning", **kwargs)
     spec = {k: v for k, v in config["optimizer"].items() if k != "name"}
     result = minimize(problem, config["optimizer"]["name"], 3, seed=0, options=spec)  # + recommended options
     assert result.n_evals == 3 and np.isfinite(result.fun)
     report = problem.finalize(result, tmp_path)
-    assert (tmp_path / "prompt_report.json").exists() and set(report["scores"]) == {"train", "dev"}
+    assert (tmp_path / "prompt_report.json").exists() and {"train", "dev"} <= set(report["scores"])

@@ -67,6 +67,19 @@ def test_dev_checks_keep_the_best_dev_prompt_and_finalize_reports(tokenizer, twe
     assert fresh.finalize()["selected"].startswith("zero prompt")
 
 
+def test_training_curves_log_population_loss_and_dev_checks(tokenizer, tweets, tmp_path):
+    from bbopt.results import METRICS, read_history
+
+    problem = make("bert", tokenizer, tweets, dev_every=10)
+    result = minimize(problem, "cma", 30, seed=0, options={"sigma0": 1.0, "popsize": 6}, run_dir=tmp_path)
+    lines = read_history(tmp_path / METRICS)
+    assert [m["eval"] for m in lines] == [6, 12, 18, 24, 30]
+    losses = result.history.losses()
+    assert [m["train_loss"] for m in lines] == pytest.approx([losses[k:k + 6].mean() for k in range(0, 30, 6)])
+    dev = [(m["eval"], m["dev/accuracy"]) for m in lines if "dev/accuracy" in m]
+    assert dev == [(r["calls"], r["dev_accuracy"]) for r in problem.tracker.history()] and len(dev) == 3
+
+
 def test_state_dict_round_trip_continues_identically(tokenizer, tweets, tmp_path):
     a = make("bert", tokenizer, tweets, dev_every=5)
     a.evaluate(random_z(a, 6, seed=1, scale=3.0))

@@ -89,10 +89,12 @@ def test_every_step_moves_downhill(options):
     {"lr": 0.005, "rule": "momentum", "window": 5}, {"lr": 0.05, "rule": "torch", "torch_optimizer": "adam"},
     {"lr": 0.03, "schedule": "cosine", "weight_decay": 1e-4}], ids=str)
 def test_loss_decreases_on_a_convex_toy(options):
+    """Below a quarter of the start (signSGD at a constant lr stalls at its noise floor: measured
+    0.24 ± 0.065 of the start over 24 seeds, so it gets 0.4; a flipped sign raises the loss)."""
     p = regression()
     start = p.mean_loss([p.batch(t) for t in range(8)])
     minimize(p, "mezo", 300, seed=0, options=options, progress=False)
-    assert p.mean_loss([p.batch(t) for t in range(8)]) < 0.25 * start
+    assert p.mean_loss([p.batch(t) for t in range(8)]) < (0.4 if options.get("rule") == "sign" else 0.25) * start
 
 
 def test_sparse_mezo_moves_only_small_weights():

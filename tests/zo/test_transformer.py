@@ -35,7 +35,7 @@ def tiny_bert_problem(seed: int = 0, select=None, n_batches: int = 3) -> TorchPr
 
 @pytest.mark.parametrize("name, options, budget, select", [
     ("mezo", {"lr": 1e-2}, 200, None),
-    ("forward-gradient", {"lr": 1e-2}, 160, None),
+    ("forward-gradient", {"lr": 5e-3}, 160, None),  # 1e-2 overshoots on one seed in four
     ("cge", {"lr": 1.0}, 700, "cls.*"),  # dense CGE on the MLM head (329 coordinates per step)
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_estimators_lower_a_tiny_transformer_loss(name, options, budget, select):

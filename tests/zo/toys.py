@@ -85,3 +85,28 @@ def autograd_grad(problem: TorchProblem, step: int = 0) -> torch.Tensor:
 
 def flat(space) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1).clone() for p in space.tensors])
+
+
+def loss_at(problem: TorchProblem, theta: torch.Tensor, step: int) -> float:
+    """The mean loss of ``step``'s batch at the flat parameters ``theta`` (the module is not touched):
+    what a reference transcription of a paper's update evaluates."""
+    from bbopt.problems.torch_batched import FunctionalModel, reduce_loss
+
+    offsets = problem.space.layout.offsets
+    params = {n: theta[offsets[i]:offsets[i + 1]].view(p.shape)
+              for i, (n, p) in enumerate(zip(problem.space.names, problem.space.tensors))}
+    with torch.no_grad():
+        return float(reduce_loss(problem.loss(FunctionalModel(problem.model, params), problem.batch(step))))
+
+
+def random_search(problem: TorchProblem, budget: int, scale: float, seed: int = 0) -> None:
+    """(1+1) random search in place: per step L(θ) and L(θ + scale·z) (2 FE), keep the better."""
+    from bbopt.perturbations import Clean, Direction
+
+    gen = torch.Generator().manual_seed(seed)
+    for t in range(budget // 2):
+        s = int(torch.randint(0, 1 << 62, (1,), generator=gen))
+        base, moved = problem.evaluate([Clean(t), Direction(t, s, scale, "gaussian")])
+        problem.space.restore()
+        if moved < base:
+            problem.space.add_([(s, scale, "gaussian")])
