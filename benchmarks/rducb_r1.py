@@ -22,11 +22,13 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(METHODS))
+    parser.add_argument("--checkpoints", type=int, nargs="+", default=[50, 100],
+                        help="evaluation counts with a regret column besides the budget")
     parser.add_argument("--cached", action="store_true",
                         help="build the table from benchmarks/runs/rducb only (finished and interrupted runs)")
     args = parser.parse_args()
     threads = pin_threads(1)
-    checkpoints = (50, 100, args.budget)
+    checkpoints = tuple(sorted({*args.checkpoints, args.budget}))
     spec = {"name": "styblinski-tang", "dim": 20, "lower": -4.0, "upper": 4.0}
     runs = run_grid(spec, args.methods, args.seeds, args.budget, checkpoints, args.jobs, cached_only=args.cached)
     body = table(header(checkpoints), summary_rows(runs, args.methods, args.budget, checkpoints))

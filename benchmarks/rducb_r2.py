@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(METHODS))
+    parser.add_argument("--checkpoints", type=int, nargs="+", default=[50, 100],
+                        help="evaluation counts with a regret column besides the budget")
     parser.add_argument("--cached", action="store_true",
                         help="build the table from benchmarks/runs/rducb only (finished and interrupted runs)")
     parser.add_argument("--turbo-candidates", type=int, default=0,
@@ -68,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = {"TuRBO-1": {"n_candidates": args.turbo_candidates}} if args.turbo_candidates else {}
     threads = pin_threads(1)
-    checkpoints = (50, 100, args.budget)
+    checkpoints = tuple(sorted({*args.checkpoints, args.budget}))
     for key in args.problems:
         spec, title = PROBLEMS[key]
         runs = run_grid(spec, args.methods, args.seeds, args.budget, checkpoints, args.jobs, overrides,
