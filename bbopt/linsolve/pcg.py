@@ -27,7 +27,7 @@ iterations unconverged from ``‖r̂‖`` alone; ``b − Ax`` is formed only whe
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -205,7 +205,7 @@ def pcg(A: Any, b: np.ndarray, omega: float | None = None, x0: np.ndarray | None
     if status != "running":
         return mon.result(x, 0, status, maxiter)
     if omega is None:
-        return _cg(A, x, r, mon, maxiter)
+        return cg_iterations(A, x, r, mon, maxiter)
     if not A.has_canonical_format:  # duplicate entries would split the diagonal
         A = A.copy()
         A.sum_duplicates()
@@ -214,27 +214,31 @@ def pcg(A: Any, b: np.ndarray, omega: float | None = None, x0: np.ndarray | None
         return _eisenstat(A, b, ws, x, r, mon, maxiter)
 
 
-def _cg(A: sp.csr_matrix, x: np.ndarray, r: np.ndarray, mon: Monitor, maxiter: int) -> SolveResult:
-    """Plain CG from ``x`` with residual ``r = b − Ax`` (both updated in place)."""
-    p = r.copy()
-    rr = float(r @ r)
+def cg_iterations(A: sp.csr_matrix, x: np.ndarray, r: np.ndarray, mon: Monitor, maxiter: int,
+                  apply: Callable[[np.ndarray], np.ndarray] | None = None) -> SolveResult:
+    """CG from ``x`` with residual ``r = b − Ax`` (both updated in place), preconditioned by
+    ``apply`` (z = M⁻¹r; ``None``: plain CG): α = rᵀz / pᵀAp, β = r⁺ᵀz⁺ / rᵀz, p = z⁺ + βp."""
+    z = r if apply is None else apply(r)
+    p = z.copy()
+    rz = float(r @ z)
     k, status = 0, "running"
     while k < maxiter:
         Ap = A @ p
         pAp = float(p @ Ap)
         if not pAp > 0:
             return mon.result(x, k, "diverged", maxiter)
-        alpha = rr / pAp
+        alpha = rz / pAp
         x += alpha * p
         r -= alpha * Ap
         k += 1
         status = mon.status(r)
         if status != "running":
             break
-        rr_new = float(r @ r)
-        p *= rr_new / rr
-        p += r
-        rr = rr_new
+        z = r if apply is None else apply(r)
+        rz_new = float(r @ z)
+        p *= rz_new / rz
+        p += z
+        rz = rz_new
     return mon.result(x, k, status, maxiter)
 
 

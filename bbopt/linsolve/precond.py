@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from bbopt.linsolve.pcg import SSORPreconditioner
+from bbopt.linsolve.pcg import SSORPreconditioner, cg_iterations
 from bbopt.linsolve.result import Monitor, SolveResult, check_controls
 from bbopt.linsolve.sor import _vector, as_csr
 
@@ -66,24 +66,6 @@ def preconditioned_cg(A: Any, b: np.ndarray, M: Preconditioner, *, tol: float = 
     x, r = np.zeros_like(b), b.copy()
     mon = Monitor(b, tol, div_tol)
     status = mon.status(r)
-    z = M.apply(r)
-    p, rz = z.copy(), float(r @ z)
-    k = 0
-    while status == "running" and k < maxiter:
-        Ap = A @ p
-        pAp = float(p @ Ap)
-        if not pAp > 0:
-            status = "diverged"
-            break
-        alpha = rz / pAp
-        x += alpha * p
-        r -= alpha * Ap
-        k += 1
-        status = mon.status(r)
-        if status != "running":
-            break
-        z = M.apply(r)
-        rz_new = float(r @ z)
-        p = z + (rz_new / rz) * p
-        rz = rz_new
-    return mon.result(x, k, status, maxiter)
+    if status != "running":
+        return mon.result(x, 0, status, maxiter)
+    return cg_iterations(A, x, r, mon, maxiter, M.apply)
