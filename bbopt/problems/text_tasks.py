@@ -84,7 +84,7 @@ def load_task(task: str | dict, shots: int | None, seed: int, n_test: int | None
         texts, y = load_tweets(spec["labels"])
         index = split_indices(y, list(spec["labels"]), shots, seed, 500 if n_test is None else n_test, test_seed,
                               where=f"packaged task {task!r}", dev=True)
-        return TextTask(tuple(spec["labels"]), {k: ([texts[i] for i in v], y[v]) for k, v in index.items()},
+        return TextTask(tuple(spec["labels"]), {k: ([texts[i] for i in v], y[v]) for k, v in index.items() if len(v)},
                         list(spec["anchors"]), list(spec["label_words"]), {"task": task})
     if not isinstance(task, dict):
         raise OptionError("task", f"task must be a packaged task name or a mapping with train, text and label, "

